@@ -1,0 +1,109 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Every map of pinhole, defined once. Both BPF objects (xdp_ingress and
+ * tc_egress) include this file; maps are pinned by name under the pin
+ * directory, so the second object to load reuses the first one's maps.
+ * Struct layouts live in include/pinhole/pinhole.h.
+ */
+#ifndef PH_BPF_MAPS_H
+#define PH_BPF_MAPS_H
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include <pinhole/pinhole.h>
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ph_state);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} state SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, PH_SLOTS);
+	__type(key, __u32);
+	__type(value, struct ph_slot_meta);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} slot_meta SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, PH_PORT_ENTRIES);
+	__type(key, __u32);
+	__type(value, __u16);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ports SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, PH_SLOTS * PH_MAX_RULES);
+	__type(key, __u32);
+	__type(value, struct ph_rule);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} rules SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, PH_MAX_PEERS);
+	__type(key, struct ph_peer_key);
+	__type(value, struct ph_peer_val);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} peers SEC(".maps");
+
+/* Confirmed flows only (handshake completed / reply seen): a flood of new
+ * connections lands in half_open and cannot evict these. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, PH_FLOWS_MAX_DEFAULT);
+	__type(key, struct ph_flow_key);
+	__type(value, struct ph_flow);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} flows SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, PH_HALF_OPEN_MAX_DEFAULT);
+	__type(key, struct ph_flow_key);
+	__type(value, struct ph_flow);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} half_open SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, PH_FRAGS_MAX);
+	__type(key, struct ph_frag_key);
+	__type(value, struct ph_frag);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} frags SEC(".maps");
+
+/* Pinholes are never evicted by traffic: a plain hash, managed by the
+ * session tracker; a full table refuses new pinholes (counted). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, PH_EXPECT_MAX);
+	__type(key, struct ph_flow_key);
+	__type(value, struct ph_expect);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} expect SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, PH_COUNTER_ENTRIES);
+	__type(key, __u32);
+	__type(value, struct ph_counter);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} counters SEC(".maps");
+
+/* Written by userspace only: which interfaces carry this instance. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, PH_IFACES_MAX);
+	__type(key, __u32);
+	__type(value, struct ph_iface);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ifaces SEC(".maps");
+
+#endif /* PH_BPF_MAPS_H */

@@ -1,0 +1,310 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * pinhole: every struct and constant shared by the BPF programs (bpf/) and
+ * userspace (user/). uapi types only: no libc, no vmlinux.h. Keys are padded
+ * explicitly; callers zero them before use.
+ *
+ * Changing any struct or map size here changes the pinned layout: bump
+ * PH_LAYOUT_VERSION so an old pin directory is recreated, never reused.
+ */
+#ifndef PINHOLE_PINHOLE_H
+#define PINHOLE_PINHOLE_H
+
+#include <linux/types.h>
+
+#define PH_LAYOUT_VERSION 1
+
+/* Default pin directory, overridable with --pin-dir or PINHOLE_PIN_DIR. */
+#define PH_DEFAULT_PIN_DIR "/sys/fs/bpf/pinhole"
+
+/* ---------------------------------------------------------------------- */
+/* Verdict reasons: named once, here. X(enum suffix, short name, text).    */
+/* PASS_* reasons must come before PH_R_FIRST_DROP.                        */
+/* ---------------------------------------------------------------------- */
+#define PH_PASS_REASONS(X)                                                    \
+	X(PASS_FLOW, "pass_flow", "established flow (fast path)")            \
+	X(PASS_HALF_OPEN, "pass_half_open",                                   \
+	  "handshake packet of an admitted connection")                       \
+	X(PASS_POLICY, "pass_policy", "allowed by a service rule")           \
+	X(PASS_DEFAULT, "pass_default", "allowed by the default verdict")    \
+	X(PASS_EXPECT, "pass_expect", "FTP data connection via a pinhole")   \
+	X(PASS_FTPS_RANGE, "pass_ftps_range",                                 \
+	  "FTPS passive range: listener and control session verified")       \
+	X(PASS_FAILSAFE, "pass_failsafe", "failsafe management port")        \
+	X(PASS_NON_IP, "pass_non_ip", "ARP or other non-IP frame")           \
+	X(PASS_ND, "pass_nd", "IPv6 neighbour discovery or MLD")             \
+	X(PASS_ICMP_RELATED, "pass_icmp_related",                             \
+	  "ICMP error about a known flow")                                    \
+	X(PASS_ICMP_ECHO, "pass_icmp_echo", "ICMP echo allowed")             \
+	X(PASS_FRAGMENT, "pass_fragment",                                     \
+	  "later fragment of an admitted datagram")                           \
+	X(PASS_FAIL_OPEN, "pass_fail_open",                                   \
+	  "internal lookup failed; configured fail-open")
+
+#define PH_DROP_REASONS(X)                                                    \
+	X(DROP_L2_MALFORMED, "drop_l2_malformed",                             \
+	  "truncated Ethernet or VLAN header")                                \
+	X(DROP_VLAN_DEPTH, "drop_vlan_depth", "more than two VLAN tags")     \
+	X(DROP_L3_MALFORMED, "drop_l3_malformed",                             \
+	  "truncated or invalid IPv4/IPv6 header")                            \
+	X(DROP_IPV6_EXT, "drop_ipv6_ext",                                     \
+	  "too many or truncated IPv6 extension headers")                     \
+	X(DROP_L4_MALFORMED, "drop_l4_malformed",                             \
+	  "truncated or invalid TCP/UDP/ICMP header")                         \
+	X(DROP_TCP_FLAGS, "drop_tcp_flags", "invalid TCP flag combination")  \
+	X(DROP_FRAGMENT, "drop_fragment",                                     \
+	  "fragment whose first fragment was not seen or not admitted")       \
+	X(DROP_POLICY, "drop_policy", "no service rule; default drop")       \
+	X(DROP_DENY_RULE, "drop_deny_rule", "denied by a service rule")      \
+	X(DROP_PEER, "drop_peer", "peer address not in the service's list")  \
+	X(DROP_ICMP_UNRELATED, "drop_icmp_unrelated",                         \
+	  "ICMP error about no known flow")                                   \
+	X(DROP_ICMP, "drop_icmp", "ICMP type not allowed")                   \
+	X(DROP_EXPECT_SPENT, "drop_expect_spent",                             \
+	  "pinhole expired or already used")                                  \
+	X(DROP_FTPS_NO_LISTENER, "drop_ftps_no_listener",                     \
+	  "FTPS passive port with no listening socket")                       \
+	X(DROP_FTPS_NO_SESSION, "drop_ftps_no_session",                       \
+	  "FTPS passive port; source holds no FTPS control session")          \
+	X(DROP_FAIL_CLOSED, "drop_fail_closed",                               \
+	  "internal lookup failed; configured fail-closed")
+
+#define PH_X_ENUM(e, n, t) PH_R_##e,
+enum ph_reason {
+	PH_PASS_REASONS(PH_X_ENUM)
+	PH_R_FIRST_DROP,
+	PH_R_DROP_BASE_ = PH_R_FIRST_DROP - 1,
+	PH_DROP_REASONS(PH_X_ENUM)
+	PH_R_MAX,
+};
+#undef PH_X_ENUM
+
+#define PH_REASON_IS_DROP(r) ((r) >= PH_R_FIRST_DROP)
+
+/* Hooks (the direction a packet travels through the host). */
+enum ph_dir {
+	PH_DIR_IN = 0,  /* XDP ingress */
+	PH_DIR_OUT = 1, /* TC egress */
+	PH_DIR_MAX,
+};
+
+/* counters: per-CPU array, index PH_COUNTER_IDX(dir, reason). */
+#define PH_COUNTER_IDX(dir, reason) ((dir) * PH_R_MAX + (reason))
+#define PH_COUNTER_ENTRIES (PH_DIR_MAX * PH_R_MAX)
+
+struct ph_counter {
+	__u64 packets;
+	__u64 bytes;
+};
+
+/* ---------------------------------------------------------------------- */
+/* Policy, compiled. Two slots: reload writes the inactive one, then flips */
+/* ph_state.active_slot with a single write, so a packet sees one policy.  */
+/* ---------------------------------------------------------------------- */
+#define PH_SLOTS 2
+#define PH_MAX_RULES 16384 /* per slot */
+#define PH_MAX_PEERS 65536 /* LPM entries, both slots together */
+
+enum ph_l4 {
+	PH_L4_TCP = 0,
+	PH_L4_UDP = 1,
+	PH_L4_MAX,
+};
+
+/*
+ * Port tables: one 65536-entry table per (slot, l4, table). The value is a
+ * rule index + 1 (0: no rule). O(1) in the number of rules.
+ *   IN_DPORT   inbound,  matched on the local (destination) port
+ *   IN_SPORT   inbound,  matched on the remote (source) port, e.g. FTP
+ *              active data from port 20 on a client host
+ *   OUT_DPORT  outbound, matched on the remote (destination) port
+ *   OUT_SPORT  outbound, matched on the local (source) port, e.g. an FTP
+ *              server's active data from port 20
+ */
+enum ph_port_table {
+	PH_PT_IN_DPORT = 0,
+	PH_PT_IN_SPORT = 1,
+	PH_PT_OUT_DPORT = 2,
+	PH_PT_OUT_SPORT = 3,
+	PH_PT_MAX,
+};
+#define PH_PORT_IDX(slot, l4, table, port)                                    \
+	((((__u32)(slot) * PH_L4_MAX + (l4)) * PH_PT_MAX + (table)) * 65536u + \
+	 (__u32)(port))
+#define PH_PORT_ENTRIES (PH_SLOTS * PH_L4_MAX * PH_PT_MAX * 65536u)
+
+enum ph_action {
+	PH_ACT_DROP = 0,
+	PH_ACT_ALLOW = 1,
+};
+
+/* ph_rule.flags */
+#define PH_RF_PEER_ANY (1u << 0)   /* no peer restriction: skip the LPM */
+#define PH_RF_FTP_TRACK (1u << 1)  /* FTP control channel: track it */
+#define PH_RF_FTPS_RANGE (1u << 2) /* FTPS passive range (listener+session) */
+#define PH_RF_FTPS_IMPLICIT (1u << 3) /* implicit FTPS control (990) */
+
+/* rules: array, index slot * PH_MAX_RULES + rule index. */
+struct ph_rule {
+	__u8 action;  /* enum ph_action */
+	__u8 l4;      /* enum ph_l4 */
+	__u8 table;   /* enum ph_port_table */
+	__u8 pad0;
+	__u16 flags;  /* PH_RF_* */
+	__u16 service; /* index of the service in the policy (names in userspace) */
+	__u16 port_lo; /* host byte order, inclusive */
+	__u16 port_hi;
+	__u16 peer_set; /* LPM set id when !(flags & PH_RF_PEER_ANY) */
+	__u16 pad1;
+};
+
+/*
+ * peers: LPM trie. IPv4 is stored v4-mapped (::ffff:a.b.c.d), so an IPv4
+ * /n is prefixlen 32 + 96 + n. prefixlen counts from `slot`, so the first 32
+ * bits (slot, pad, set) always match exactly.
+ */
+#define PH_PEER_KEY_FIXED_BITS 32
+struct ph_peer_key {
+	__u32 prefixlen;
+	__u8 slot;
+	__u8 pad;
+	__be16 set;    /* network byte order so the trie compares it as bits */
+	__u8 addr[16]; /* network byte order, v4-mapped for IPv4 */
+};
+
+struct ph_peer_val {
+	__u8 action; /* PH_ACT_ALLOW, or PH_ACT_DROP for an excluded prefix */
+	__u8 pad[3];
+};
+
+/* slot_meta: array [PH_SLOTS]. Per-policy settings. */
+struct ph_slot_meta {
+	__u8 default_verdict[PH_DIR_MAX]; /* enum ph_action */
+	__u8 icmp_echo[PH_DIR_MAX];       /* enum ph_action, echo requests */
+	__u32 nrules;
+	__u32 ftp_ttl_ms;   /* pinhole lifetime */
+	__u32 generation;   /* bumped by every reload */
+	__u64 loaded_ns;    /* CLOCK_MONOTONIC when this slot was written */
+};
+
+/* state: array [1]. */
+struct ph_state {
+	__u32 active_slot;
+	__u32 generation;
+	__u32 layout_version; /* PH_LAYOUT_VERSION that created the pins */
+	__u32 pad;
+};
+
+/* ---------------------------------------------------------------------- */
+/* Flows. Keys are host-oriented: local = this host's address/port, remote */
+/* = the peer's, so ingress (local = dst) and egress (local = src) build   */
+/* the same key for both directions of a connection.                       */
+/* ---------------------------------------------------------------------- */
+struct ph_flow_key {
+	__u8 local[16];  /* v4-mapped for IPv4 */
+	__u8 remote[16];
+	__be16 lport;    /* ICMP echo: the identifier; 0 otherwise */
+	__be16 rport;
+	__u8 proto;      /* IPPROTO_TCP / UDP / ICMP / ICMPV6 */
+	__u8 pad[3];
+};
+
+enum ph_flow_state {
+	PH_FS_NEW = 0,     /* half-open: in half_open only */
+	PH_FS_ESTABLISHED = 1,
+	PH_FS_CLOSING = 2, /* FIN seen both ways; short timeout */
+};
+
+enum ph_flow_origin {
+	PH_FO_INBOUND = 0,  /* admitted by inbound policy */
+	PH_FO_OUTBOUND = 1, /* opened by this host (TC egress) */
+	PH_FO_EXPECT = 2,   /* FTP data connection through a pinhole */
+	PH_FO_FTPS = 3,     /* FTPS passive range, verified */
+};
+
+/* ph_flow.flags */
+#define PH_FF_FTP_CTRL (1u << 0)  /* FTP control channel being tracked */
+#define PH_FF_FTPS_CTRL (1u << 1) /* encrypted FTP control (FTPS) */
+#define PH_FF_FIN_IN (1u << 2)
+#define PH_FF_FIN_OUT (1u << 3)
+
+struct ph_flow {
+	__u64 created_ns;
+	__u64 last_seen_ns;
+	__u8 state;  /* enum ph_flow_state */
+	__u8 origin; /* enum ph_flow_origin */
+	__u8 flags;  /* PH_FF_* */
+	__u8 pad0;
+	__u16 rule;  /* rule index + 1 that admitted it (0: none) */
+	__u16 pad1;
+	__u32 session; /* FTP session id for control and data flows */
+	__u32 pad2;
+};
+
+/* Idle timeouts (load-time configurable through struct ph_load_cfg). */
+#define PH_TCP_EST_TIMEOUT_S 7200
+#define PH_TCP_CLOSING_TIMEOUT_S 10
+#define PH_HALF_OPEN_TIMEOUT_S 30
+#define PH_UDP_TIMEOUT_S 120
+#define PH_ICMP_TIMEOUT_S 30
+
+#define PH_FLOWS_MAX_DEFAULT 262144
+#define PH_HALF_OPEN_MAX_DEFAULT 65536
+
+/* Fragment tracking: the first fragment's verdict applies to the rest. */
+struct ph_frag_key {
+	__u8 src[16];
+	__u8 dst[16];
+	__u32 id;    /* IPv4: 16-bit id; IPv6: 32-bit identification */
+	__u8 proto;
+	__u8 pad[3];
+};
+struct ph_frag {
+	__u64 created_ns;
+	__u8 reason; /* enum ph_reason of the first fragment (a PASS_*) */
+	__u8 pad[7];
+};
+#define PH_FRAG_TIMEOUT_S 30
+#define PH_FRAGS_MAX 8192
+
+/* ---------------------------------------------------------------------- */
+/* FTP pinholes (expectations). Host-oriented like flows; a port of 0 is a */
+/* wildcard (e.g. a passive-mode client connects from any source port).    */
+/* ---------------------------------------------------------------------- */
+struct ph_expect {
+	__u64 deadline_ns; /* CLOCK_MONOTONIC */
+	__u32 session;
+	__u8 dir;          /* enum ph_dir in which the SYN must arrive */
+	__u8 pad[3];
+};
+#define PH_EXPECT_MAX 65536
+
+/* ---------------------------------------------------------------------- */
+/* Attached interfaces (written by userspace; visible to bpftool).          */
+/* ---------------------------------------------------------------------- */
+struct ph_iface {
+	__u32 ifindex;
+	__u32 xdp_flags;   /* XDP_FLAGS_DRV_MODE / XDP_FLAGS_SKB_MODE */
+	__u32 xdp_prog_id;
+	__u32 tc_prog_id;
+	__u64 attached_ns;
+	char name[16];
+};
+#define PH_IFACES_MAX 64
+
+/* ---------------------------------------------------------------------- */
+/* Load-time options: `const volatile struct ph_load_cfg ph_cfg` in each   */
+/* BPF object's .rodata, set by userspace before load.                     */
+/* ---------------------------------------------------------------------- */
+struct ph_load_cfg {
+	__u8 fail_open;        /* on an internal lookup failure: pass (1) or drop (0) */
+	__u8 track_ftp;        /* report FTP control bytes to userspace */
+	__u16 failsafe_port;   /* TCP port always admitted inbound; 0: none */
+	__u32 tcp_est_timeout_s;
+	__u32 tcp_closing_timeout_s;
+	__u32 half_open_timeout_s;
+	__u32 udp_timeout_s;
+	__u32 icmp_timeout_s;
+};
+
+#endif /* PINHOLE_PINHOLE_H */

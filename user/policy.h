@@ -1,0 +1,95 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Policy language: parse a policy file and compile it into exactly what
+ * the BPF maps hold (include/pinhole/pinhole.h). Pure C, no kernel access:
+ * `pinhole check` and the unit tests use it without root.
+ * Language reference: docs/policy.md.
+ */
+#ifndef PH_USER_POLICY_H
+#define PH_USER_POLICY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <pinhole/pinhole.h>
+
+#define PH_NAME_MAX 64
+
+/* One parsed service (a named rule of the policy file). */
+struct ph_service {
+	char name[PH_NAME_MAX];
+	int line, col;        /* where it was declared */
+	__u8 action;          /* enum ph_action */
+	__u8 dir;             /* enum ph_dir */
+	__u8 l4_mask;         /* bit (1 << PH_L4_TCP) | (1 << PH_L4_UDP) */
+	__u8 match_sport;     /* 1: ports match the source port */
+	__u16 flags;          /* PH_RF_* (PEER_ANY, FTP_TRACK, FTPS_RANGE, ...) */
+	int nranges;
+	struct {
+		__u16 lo, hi;
+	} *ranges;
+	int npeers;
+	struct ph_peer_key *peers;  /* slot 0, set = service's peer set */
+	struct ph_peer_val *peer_vals;
+};
+
+/* One entry of the compiled peer tries (slot field left 0: the loader sets it). */
+struct ph_peer_entry {
+	struct ph_peer_key key;
+	struct ph_peer_val val;
+};
+
+/* A note about the policy that is not an error (e.g. a narrower service
+ * overriding a wider one on some ports). */
+struct ph_note {
+	char text[256];
+};
+
+struct ph_policy {
+	char path[256];
+	/* settings */
+	__u8 default_verdict[PH_DIR_MAX]; /* enum ph_action */
+	__u8 icmp_echo[PH_DIR_MAX];       /* enum ph_action */
+	__u32 ftp_ttl_ms;
+	/* parsed */
+	int nservices;
+	struct ph_service *services;
+	/* compiled: rule i is written to rules[slot * PH_MAX_RULES + i] */
+	int nrules;
+	struct ph_rule *rules;
+	/* port_table[l4][table][port] = rule index + 1, or 0 */
+	__u16 (*port_table)[PH_PT_MAX][65536];
+	int npeer_entries;
+	struct ph_peer_entry *peer_entries;
+	int nnotes;
+	struct ph_note *notes;
+};
+
+/* Error detail: "file:line:col: message". */
+struct ph_policy_error {
+	char file[256];
+	int line, col;
+	char msg[512];
+};
+
+/* Parse and compile. Returns 0, or -1 with *err filled (first error). On
+ * error *pol holds nothing (freed). */
+int ph_policy_load_file(const char *path, struct ph_policy *pol,
+			struct ph_policy_error *err);
+/* Same from a string (name is used in messages). */
+int ph_policy_load_string(const char *name, const char *text,
+			  struct ph_policy *pol, struct ph_policy_error *err);
+void ph_policy_free(struct ph_policy *pol);
+
+/* Format an error as "file:line:col: error: msg". */
+void ph_policy_error_format(const struct ph_policy_error *err, char *buf,
+			    size_t len);
+
+/* `pinhole check` output: human summary, or JSON when json is true. */
+void ph_policy_print_summary(const struct ph_policy *pol, FILE *out,
+			     bool json);
+
+/* Service name of rule i (for stats/flows output). */
+const char *ph_policy_rule_service(const struct ph_policy *pol, int rule);
+
+#endif /* PH_USER_POLICY_H */
