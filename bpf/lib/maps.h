@@ -45,6 +45,14 @@ struct {
 } rules SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, PH_SLOTS * PH_MAX_RULES);
+	__type(key, __u32);
+	__type(value, struct ph_service_name);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} service_names SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
 	__uint(max_entries, PH_MAX_PEERS);
 	__type(key, struct ph_peer_key);

@@ -193,6 +193,13 @@ struct ph_state {
 	__u32 generation;
 	__u32 layout_version; /* PH_LAYOUT_VERSION that created the pins */
 	__u32 pad;
+	char policy[224];     /* path of the policy in force (for status) */
+};
+
+/* service_names: array [PH_SLOTS * PH_MAX_RULES], index slot * PH_MAX_RULES
+ * + ph_rule.service: the names `stats`, `flows` and bpftool show. */
+struct ph_service_name {
+	char name[64];
 };
 
 /* ---------------------------------------------------------------------- */
