@@ -43,6 +43,7 @@ FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(OUT)/tests/fuzz/%,$(FUZZ_SRCS))
 FUZZ_LIB_SRCS := $(filter-out user/main.c,$(USER_SRCS))
 
 .DELETE_ON_ERROR:
+.SECONDARY:
 .PHONY: all deps test unit bpftest e2e fuzz fuzz-long bench bench-smoke demo clean
 
 all: pinhole
