@@ -1,23 +1,205 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
-/* Placeholder entry (replaced by the datapath work): passes and counts. */
-#include <linux/bpf.h>
+/*
+ * pinhole TC egress: every packet this host sends on an attached interface.
+ *
+ * Mirrors the ingress path with local = source: confirmed flow; half-open
+ * connection (our SYN-ACK, our UDP reply); FTP pinhole (active-mode server
+ * data from port 20, passive-mode client to the announced port); failsafe;
+ * outbound policy, where an admitted opener creates the half-open entry
+ * that lets the reply in. Every path ends in record_verdict().
+ */
 #include <linux/pkt_cls.h>
-#include <bpf/bpf_helpers.h>
-#include "lib/maps.h"
+#include "lib/common.h"
+#include "lib/parse.h"
+#include "lib/flow.h"
+#include "lib/policy.h"
+#include "lib/icmp.h"
+#include "lib/verdict.h"
 
 const volatile struct ph_load_cfg ph_cfg = {};
+__u64 ph_clock_offset_ns = 0;
+
+/* Headers we may need linear: Ethernet, two tags, IPv6 with extension
+ * headers, TCP with options. Only pulled when parsing ran short. */
+#define PH_PULL_LEN 256
+
+static __always_inline __u32 egress_echo_request(const struct ph_pkt *p,
+						 const struct ph_policy *pol,
+						 __u64 now)
+{
+	struct ph_flow_key k;
+	struct ph_flow f = {
+		.created_ns = now,
+		.last_seen_ns = now,
+		.state = PH_FS_ESTABLISHED,
+		.origin = PH_FO_OUTBOUND,
+		.flags = PH_FF_INIT_OUT,
+	};
+
+	if (pol->meta->icmp_echo[PH_DIR_OUT] != PH_ACT_ALLOW)
+		return PH_R_DROP_ICMP;
+	ph_flow_key_init(&k, p, PH_DIR_OUT);
+	ph_flow_key_echo(&k, p);
+	/* ping sends one request a second on the same identifier: refresh
+	 * the entry rather than rewrite it. */
+	if (!ph_flows_hit(&k, p, PH_DIR_OUT, now))
+		bpf_map_update_elem(&flows, &k, &f, BPF_ANY);
+	return PH_R_PASS_ICMP_ECHO;
+}
+
+static __always_inline __u32 egress_icmp(const struct ph_pkt *p, __u64 now)
+{
+	struct ph_policy pol;
+
+	switch (ph_icmp_kind(p)) {
+	case PH_ICMP_ND:
+		return PH_R_PASS_ND;
+	case PH_ICMP_ERROR:
+		/* The host reports on traffic it received. */
+		return PH_R_PASS_ICMP_RELATED;
+	case PH_ICMP_ECHO_REQ:
+		if (ph_policy_get(&pol))
+			return ph_fail_reason();
+		return egress_echo_request(p, &pol, now);
+	case PH_ICMP_ECHO_REPLY:
+		if (ph_policy_get(&pol))
+			return ph_fail_reason();
+		return pol.meta->icmp_echo[PH_DIR_IN] == PH_ACT_ALLOW ?
+			       PH_R_PASS_ICMP_ECHO :
+			       PH_R_DROP_ICMP;
+	}
+	return PH_R_DROP_ICMP;
+}
+
+static __always_inline __u32 egress_policy(const struct ph_flow_key *k,
+					   const struct ph_pkt *p, __u64 now)
+{
+	struct ph_policy pol;
+	__u16 rflags = 0;
+	__u32 reason;
+	__u8 l4;
+	int v = 0;
+
+	if (ph_policy_get(&pol))
+		return ph_fail_reason();
+	l4 = p->proto == IPPROTO_TCP ? PH_L4_TCP : PH_L4_UDP;
+
+	reason = ph_port_lookup2(&pol, l4, PH_PT_OUT_DPORT, p->dport,
+				 PH_PT_OUT_SPORT, p->sport, &v);
+	if (reason != PH_CONTINUE)
+		return reason;
+	if (v) {
+		reason = ph_rule_verdict(&pol, v, p->dst, &rflags);
+	} else if (l4 == PH_L4_TCP && !ph_tcp_is_syn(p)) {
+		/* Reply of a connection an inbound rule admits but no flow
+		 * tracks (opened before attach, or its entry was evicted):
+		 * judged by that rule, statelessly. */
+		int in = ph_port_rule(&pol, l4, PH_PT_IN_DPORT, p->sport);
+
+		if (in < 0)
+			return ph_fail_reason();
+		reason = PH_R_DROP_POLICY;
+		if (in > 0)
+			reason = ph_rule_verdict(&pol, in, p->dst, &rflags);
+		if (reason == PH_R_DROP_DENY_RULE || reason == PH_R_DROP_PEER)
+			reason = PH_R_DROP_POLICY;
+		if (reason == PH_R_DROP_POLICY)
+			reason = ph_default_verdict(&pol, PH_DIR_OUT);
+		return reason;
+	} else {
+		reason = ph_default_verdict(&pol, PH_DIR_OUT);
+	}
+
+	if ((reason == PH_R_PASS_POLICY || reason == PH_R_PASS_DEFAULT) &&
+	    ph_pkt_opens(p))
+		ph_half_open_add(k, PH_FO_OUTBOUND,
+				 PH_FF_INIT_OUT | ph_rule_flow_flags(rflags),
+				 v, 0, now);
+	return reason;
+}
+
+static __always_inline __u32 egress_verdict(const struct ph_pkt *p)
+{
+	__u32 session = 0, reason;
+	struct ph_flow_key k;
+	__u64 now = ph_now();
+	int exp = PH_EXP_NONE;
+
+	if (p->frag == PH_FRAG_LATER)
+		return ph_frag_verdict(p, now);
+	if (p->is_icmp)
+		return egress_icmp(p, now);
+	if (p->proto != IPPROTO_TCP && p->proto != IPPROTO_UDP)
+		return ph_other_l4_verdict(PH_DIR_OUT);
+
+	ph_flow_key_init(&k, p, PH_DIR_OUT);
+	if (ph_flows_hit(&k, p, PH_DIR_OUT, now))
+		return PH_R_PASS_FLOW;
+	reason = ph_half_open_hit(&k, p, PH_DIR_OUT, now);
+	if (reason != PH_CONTINUE)
+		return reason;
+
+	if (ph_pkt_opens(p)) {
+		exp = ph_expect_take(&k, PH_DIR_OUT, now, &session);
+		if (exp == PH_EXP_TAKEN) {
+			ph_half_open_add(&k, PH_FO_EXPECT, PH_FF_INIT_OUT, 0,
+					 session, now);
+			return PH_R_PASS_EXPECT;
+		}
+	}
+
+	if (p->proto == IPPROTO_TCP && ph_cfg.failsafe_port &&
+	    p->sport == bpf_htons(ph_cfg.failsafe_port))
+		return PH_R_PASS_FAILSAFE;
+
+	reason = egress_policy(&k, p, now);
+	if (exp == PH_EXP_SPENT && PH_REASON_IS_DROP(reason) &&
+	    reason != PH_R_DROP_FAIL_CLOSED)
+		reason = PH_R_DROP_EXPECT_SPENT;
+	return reason;
+}
+
+/* Parsing ran past the linear data of a packet that has more. */
+static __always_inline int ph_parse_short(__u32 reason)
+{
+	return reason == PH_R_DROP_L2_MALFORMED ||
+	       reason == PH_R_DROP_L3_MALFORMED ||
+	       reason == PH_R_DROP_IPV6_EXT ||
+	       reason == PH_R_DROP_L4_MALFORMED;
+}
+
+static __always_inline int record_verdict(struct __sk_buff *skb, __u32 dir,
+					  __u32 reason)
+{
+	ph_count(dir, reason, skb->len);
+	return PH_REASON_IS_DROP(reason) ? TC_ACT_SHOT : TC_ACT_OK;
+}
 
 SEC("tc")
 int pinhole_tc(struct __sk_buff *skb)
 {
-	__u32 idx = PH_COUNTER_IDX(PH_DIR_OUT, PH_R_PASS_NON_IP);
-	struct ph_counter *c = bpf_map_lookup_elem(&counters, &idx);
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ph_pkt pkt = {};
+	__u32 reason;
 
-	if (c) {
-		c->packets++;
-		c->bytes += skb->len;
+	reason = ph_parse(data, data_end, skb->len, &pkt, 0);
+	/* Locally built packets keep their headers linear; anything else
+	 * (e.g. from a tunnel or a forwarded GRO packet) is pulled once. */
+	if (ph_parse_short(reason) && skb->len > data_end - data) {
+		bpf_skb_pull_data(skb, skb->len < PH_PULL_LEN ? skb->len :
+								PH_PULL_LEN);
+		data = (void *)(long)skb->data;
+		data_end = (void *)(long)skb->data_end;
+		__builtin_memset(&pkt, 0, sizeof(pkt));
+		reason = ph_parse(data, data_end, skb->len, &pkt, 0);
 	}
-	return TC_ACT_OK;
+	if (reason == PH_CONTINUE) {
+		reason = egress_verdict(&pkt);
+		if (pkt.frag == PH_FRAG_FIRST && !PH_REASON_IS_DROP(reason))
+			ph_frag_remember(&pkt, reason, ph_now());
+	}
+	return record_verdict(skb, PH_DIR_OUT, reason);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -14,6 +14,21 @@
 #include <pinhole/pinhole.h>
 
 #define PH_NAME_MAX 64
+/* Input bounds: longer lines and larger files are errors, not crashes. */
+#define PH_POLICY_LINE_MAX 8192
+#define PH_POLICY_FILE_MAX (16u << 20)
+/* Peer entries of one policy: one half of the shared LPM trie per slot. */
+#define PH_POLICY_MAX_PEER_ENTRIES (PH_MAX_PEERS / 2)
+/* ftp-ttl: default and bounds, milliseconds. */
+#define PH_FTP_TTL_DEFAULT_MS 30000u
+#define PH_FTP_TTL_MIN_MS 1000u
+#define PH_FTP_TTL_MAX_MS 600000u
+
+/* One port range of a service, as written (col: its token, for errors). */
+struct ph_port_range {
+	__u16 lo, hi;
+	int col;
+};
 
 /* One parsed service (a named rule of the policy file). */
 struct ph_service {
@@ -25,9 +40,7 @@ struct ph_service {
 	__u8 match_sport;     /* 1: ports match the source port */
 	__u16 flags;          /* PH_RF_* (PEER_ANY, FTP_TRACK, FTPS_RANGE, ...) */
 	int nranges;
-	struct {
-		__u16 lo, hi;
-	} *ranges;
+	struct ph_port_range *ranges; /* sorted by port, disjoint */
 	int npeers;
 	struct ph_peer_key *peers;  /* slot 0, set = service's peer set */
 	struct ph_peer_val *peer_vals;
@@ -65,7 +78,8 @@ struct ph_policy {
 	struct ph_note *notes;
 };
 
-/* Error detail: "file:line:col: message". */
+/* Error detail: "file:line:col: message". line 0: the file itself (e.g.
+ * cannot be read); col counts bytes from 1. */
 struct ph_policy_error {
 	char file[256];
 	int line, col;
@@ -73,15 +87,19 @@ struct ph_policy_error {
 };
 
 /* Parse and compile. Returns 0, or -1 with *err filled (first error). On
- * error *pol holds nothing (freed). */
+ * error *pol holds nothing (freed and zeroed). */
 int ph_policy_load_file(const char *path, struct ph_policy *pol,
 			struct ph_policy_error *err);
 /* Same from a string (name is used in messages). */
 int ph_policy_load_string(const char *name, const char *text,
 			  struct ph_policy *pol, struct ph_policy_error *err);
+/* Same from a buffer that may hold NUL bytes (they are errors). */
+int ph_policy_load_buffer(const char *name, const char *text, size_t len,
+			  struct ph_policy *pol, struct ph_policy_error *err);
 void ph_policy_free(struct ph_policy *pol);
 
-/* Format an error as "file:line:col: error: msg". */
+/* Format an error as "file:line:col: error: msg" ("file: error: msg" for
+ * line 0). */
 void ph_policy_error_format(const struct ph_policy_error *err, char *buf,
 			    size_t len);
 
@@ -89,7 +107,16 @@ void ph_policy_error_format(const struct ph_policy_error *err, char *buf,
 void ph_policy_print_summary(const struct ph_policy *pol, FILE *out,
 			     bool json);
 
-/* Service name of rule i (for stats/flows output). */
+/* Service name of rule i (for stats/flows output); "?" if out of range. */
 const char *ph_policy_rule_service(const struct ph_policy *pol, int rule);
+
+/* The slot_meta a loader writes for this policy (generation and loaded_ns
+ * left 0: the loader sets them). */
+void ph_policy_slot_meta(const struct ph_policy *pol,
+			 struct ph_slot_meta *meta);
+
+/* A peer prefix of a compiled key as text: "10.0.0.0/8" (v4-mapped keys),
+ * "2001:db8::/32", or "any" for ::/0. len >= 64 is always enough. */
+void ph_peer_format(const struct ph_peer_key *key, char *buf, size_t len);
 
 #endif /* PH_USER_POLICY_H */

@@ -12,7 +12,7 @@
 
 #include <linux/types.h>
 
-#define PH_LAYOUT_VERSION 1
+#define PH_LAYOUT_VERSION 2
 
 /* Default pin directory, overridable with --pin-dir or PINHOLE_PIN_DIR. */
 #define PH_DEFAULT_PIN_DIR "/sys/fs/bpf/pinhole"
@@ -192,7 +192,9 @@ struct ph_state {
 	__u32 active_slot;
 	__u32 generation;
 	__u32 layout_version; /* PH_LAYOUT_VERSION that created the pins */
-	__u32 pad;
+	__u8 fail_open;       /* copy of ph_load_cfg.fail_open (for status) */
+	__u8 pad;
+	__u16 failsafe_port;  /* copy of ph_load_cfg.failsafe_port (for status) */
 	char policy[224];     /* path of the policy in force (for status) */
 };
 
@@ -234,6 +236,7 @@ enum ph_flow_origin {
 #define PH_FF_FTPS_CTRL (1u << 1) /* encrypted FTP control (FTPS) */
 #define PH_FF_FIN_IN (1u << 2)
 #define PH_FF_FIN_OUT (1u << 3)
+#define PH_FF_INIT_OUT (1u << 4) /* first packet left this host (TC egress) */
 
 struct ph_flow {
 	__u64 created_ns;
@@ -296,6 +299,11 @@ struct ph_iface {
 	__u32 tc_prog_id;
 	__u64 attached_ns;
 	char name[16];
+	__u32 tc_handle;      /* our egress filter: handle and priority */
+	__u16 tc_priority;
+	__u8 tc_hook_created; /* 1: we created clsact, so detach destroys it */
+	__u8 pad;
+	__u64 netns_ino;      /* network namespace of ifindex (/proc/self/ns/net) */
 };
 #define PH_IFACES_MAX 64
 

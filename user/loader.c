@@ -1,0 +1,932 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * Load/pin/attach/detach. Map definitions are taken from the skeletons at
+ * run time (never duplicated here), so a pinned map is compared with
+ * exactly what this build would create.
+ */
+#include <errno.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <linux/if_link.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <pinhole/pinhole.h>
+
+#include "xdp_ingress.skel.h"
+#include "tc_egress.skel.h"
+
+#include "loader.h"
+#include "log.h"
+#include "util.h"
+
+static const char *const map_names[PH_MAP__COUNT] = {
+	[PH_MAP_STATE] = "state",
+	[PH_MAP_SLOT_META] = "slot_meta",
+	[PH_MAP_PORTS] = "ports",
+	[PH_MAP_RULES] = "rules",
+	[PH_MAP_SERVICE_NAMES] = "service_names",
+	[PH_MAP_PEERS] = "peers",
+	[PH_MAP_FLOWS] = "flows",
+	[PH_MAP_HALF_OPEN] = "half_open",
+	[PH_MAP_FRAGS] = "frags",
+	[PH_MAP_EXPECT] = "expect",
+	[PH_MAP_COUNTERS] = "counters",
+	[PH_MAP_IFACES] = "ifaces",
+};
+
+const char *ph_map_name(enum ph_map_id id)
+{
+	return map_names[id];
+}
+
+/* Sizes the user may choose at load time (--flows, --half-open). */
+static bool size_is_configurable(const char *name)
+{
+	return !strcmp(name, "flows") || !strcmp(name, "half_open");
+}
+
+static void pin_path(char *buf, size_t len, const char *dir, const char *name)
+{
+	int n = snprintf(buf, len, "%s/%s", dir, name);
+
+	if (n < 0 || (size_t)n >= len)
+		buf[0] = '\0'; /* too long: matches no pin */
+}
+
+static __u64 own_netns_ino(void)
+{
+	struct stat st;
+
+	return stat("/proc/self/ns/net", &st) ? 0 : (__u64)st.st_ino;
+}
+
+/* ------------------------------------------------------------ skeletons */
+
+struct skels {
+	struct xdp_ingress_bpf *x;
+	struct tc_egress_bpf *t;
+};
+
+static void skels_close(struct skels *s)
+{
+	xdp_ingress_bpf__destroy(s->x);
+	tc_egress_bpf__destroy(s->t);
+	s->x = NULL;
+	s->t = NULL;
+}
+
+static int skels_open(struct skels *s, const char *pin_dir)
+{
+	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = pin_dir);
+
+	s->x = xdp_ingress_bpf__open_opts(&opts);
+	s->t = s->x ? tc_egress_bpf__open_opts(&opts) : NULL;
+	if (!s->x || !s->t) {
+		pr_warn("cannot open the built-in BPF objects: %s; rerun with -v",
+			strerror(errno));
+		skels_close(s);
+		return PH_EXIT_ENV;
+	}
+	return PH_EXIT_OK;
+}
+
+#define skels_for_each_obj(s, i, obj)                                         \
+	for (i = 0, obj = (s)->x->obj; i < 2;                                 \
+	     i++, obj = i == 1 ? (s)->t->obj : NULL)
+
+/* Compare a pinned map with this build's definition. Returns 1 if it
+ * matches, 0 if not (why set), -ENOENT if not pinned, or -errno. */
+static int pin_matches(const struct bpf_map *m, bool check_size, char *why,
+		       size_t len)
+{
+	const char *path = bpf_map__pin_path(m);
+	struct bpf_map_info info = {};
+	__u32 info_len = sizeof(info);
+	int fd, err;
+
+	if (!path)
+		return 1; /* not pinned by design */
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return -errno;
+	err = bpf_obj_get_info_by_fd(fd, &info, &info_len);
+	close(fd);
+	if (err) {
+		/* A pinned program where a map should be, for instance. */
+		snprintf(why, len, "pin %s is not a map", path);
+		return 0;
+	}
+	if (info.type != bpf_map__type(m) ||
+	    info.key_size != bpf_map__key_size(m) ||
+	    info.value_size != bpf_map__value_size(m) ||
+	    info.map_flags != bpf_map__map_flags(m) ||
+	    info.map_extra != bpf_map__map_extra(m) ||
+	    (check_size && info.max_entries != bpf_map__max_entries(m))) {
+		snprintf(why, len,
+			 "map %s changed (type %u/%u, key %u/%u, value %u/%u, entries %u/%u)",
+			 bpf_map__name(m), info.type, bpf_map__type(m),
+			 info.key_size, bpf_map__key_size(m), info.value_size,
+			 bpf_map__value_size(m), info.max_entries,
+			 bpf_map__max_entries(m));
+		return 0;
+	}
+	return 1;
+}
+
+/* inst->compatible &= every pin matches this build. */
+static int check_pins(struct ph_instance *inst, struct skels *s)
+{
+	struct bpf_object *obj;
+	struct bpf_map *m;
+	bool changed = false;
+	int i;
+
+	skels_for_each_obj(s, i, obj) {
+		bpf_object__for_each_map(m, obj) {
+			const char *name = bpf_map__name(m);
+			char why[sizeof(inst->why)];
+			int r;
+
+			if (bpf_map__is_internal(m))
+				continue;
+			r = pin_matches(m, !size_is_configurable(name), why,
+					sizeof(why));
+			if (r == 1)
+				continue;
+			if (r == -EPERM || r == -EACCES) {
+				pr_warn("cannot open pinned map %s: %s; run as root",
+					name, strerror(-r));
+				return PH_EXIT_ENV;
+			}
+			/* Keep the first reason, a changed map over a
+			 * missing one: it says more. */
+			if (r == 0 && !changed) {
+				ph_strlcpy(inst->why, why, sizeof(inst->why));
+				changed = true;
+			} else if (r < 0 && inst->compatible) {
+				snprintf(inst->why, sizeof(inst->why),
+					 "map %s is not pinned (%s)", name,
+					 strerror(-r));
+			}
+			inst->compatible = false;
+		}
+	}
+	return PH_EXIT_OK;
+}
+
+/* ------------------------------------------------------------ instance */
+
+bool ph_instance_exists(const char *pin_dir)
+{
+	char path[PATH_MAX];
+
+	for (int i = 0; i < PH_MAP__COUNT; i++) {
+		pin_path(path, sizeof(path), pin_dir, map_names[i]);
+		if (ph_path_exists(path))
+			return true;
+	}
+	pin_path(path, sizeof(path), pin_dir, PH_PIN_PROG_XDP);
+	if (ph_path_exists(path))
+		return true;
+	pin_path(path, sizeof(path), pin_dir, PH_PIN_PROG_TC);
+	return ph_path_exists(path);
+}
+
+static int open_prog(const char *pin_dir, const char *name, int *fd,
+		     __u32 *id)
+{
+	struct bpf_prog_info info = {};
+	__u32 len = sizeof(info);
+	char path[PATH_MAX];
+
+	pin_path(path, sizeof(path), pin_dir, name);
+	*fd = bpf_obj_get(path);
+	if (*fd < 0)
+		return -errno;
+	if (bpf_obj_get_info_by_fd(*fd, &info, &len)) {
+		close(*fd);
+		*fd = -1;
+		return -EINVAL;
+	}
+	*id = info.id;
+	return 0;
+}
+
+static int open_maps(struct ph_instance *inst)
+{
+	for (int i = 0; i < PH_MAP__COUNT; i++) {
+		struct bpf_map_info info = {};
+		__u32 len = sizeof(info);
+		char path[PATH_MAX];
+
+		pin_path(path, sizeof(path), inst->pin_dir, map_names[i]);
+		inst->fd[i] = bpf_obj_get(path);
+		if (inst->fd[i] < 0) {
+			if (errno == EPERM || errno == EACCES) {
+				pr_warn("cannot open %s: %s; run as root", path,
+					strerror(errno));
+				return PH_EXIT_ENV;
+			}
+			continue; /* check_pins() explains */
+		}
+		if (bpf_obj_get_info_by_fd(inst->fd[i], &info, &len)) {
+			close(inst->fd[i]);
+			inst->fd[i] = -1;
+			continue;
+		}
+		inst->max_entries[i] = info.max_entries;
+		if (i == PH_MAP_IFACES)
+			inst->ifaces_value_size = info.value_size;
+		if (i == PH_MAP_STATE)
+			inst->state_value_size = info.value_size;
+	}
+	return PH_EXIT_OK;
+}
+
+/* Reads state[0].layout_version whatever the value size of the pin. */
+static void check_layout_version(struct ph_instance *inst)
+{
+	__u32 key = 0, vsize = inst->state_value_size;
+	struct ph_state *st;
+
+	if (inst->fd[PH_MAP_STATE] < 0 || vsize < 12)
+		return;
+	st = calloc(1, vsize > sizeof(*st) ? vsize : sizeof(*st));
+	if (!st)
+		return;
+	if (!bpf_map_lookup_elem(inst->fd[PH_MAP_STATE], &key, st)) {
+		inst->layout_version = st->layout_version;
+		if (st->layout_version != PH_LAYOUT_VERSION && inst->compatible) {
+			inst->compatible = false;
+			snprintf(inst->why, sizeof(inst->why),
+				 "pins have layout version %u, this build uses %u",
+				 st->layout_version, PH_LAYOUT_VERSION);
+		}
+	}
+	free(st);
+}
+
+int ph_instance_open(struct ph_instance *inst, const char *pin_dir)
+{
+	struct skels s = {};
+	int r;
+
+	memset(inst, 0, sizeof(*inst));
+	for (int i = 0; i < PH_MAP__COUNT; i++)
+		inst->fd[i] = -1;
+	inst->xdp_prog_fd = inst->tc_prog_fd = -1;
+	inst->compatible = true;
+	inst->netns_ino = own_netns_ino();
+	ph_strlcpy(inst->pin_dir, pin_dir, sizeof(inst->pin_dir));
+	if (!ph_instance_exists(pin_dir))
+		return -ENOENT;
+
+	r = skels_open(&s, pin_dir);
+	if (!r)
+		r = check_pins(inst, &s);
+	skels_close(&s);
+	if (!r)
+		r = open_maps(inst);
+	if (r) {
+		ph_instance_close(inst);
+		return r;
+	}
+	if (open_prog(pin_dir, PH_PIN_PROG_XDP, &inst->xdp_prog_fd,
+		      &inst->xdp_prog_id) && inst->compatible) {
+		inst->compatible = false;
+		snprintf(inst->why, sizeof(inst->why),
+			 "program pin %s is missing", PH_PIN_PROG_XDP);
+	}
+	if (open_prog(pin_dir, PH_PIN_PROG_TC, &inst->tc_prog_fd,
+		      &inst->tc_prog_id) && inst->compatible) {
+		inst->compatible = false;
+		snprintf(inst->why, sizeof(inst->why),
+			 "program pin %s is missing", PH_PIN_PROG_TC);
+	}
+	check_layout_version(inst);
+	if (!inst->compatible)
+		pr_debug("%s: incompatible: %s", pin_dir, inst->why);
+	return PH_EXIT_OK;
+}
+
+void ph_instance_close(struct ph_instance *inst)
+{
+	for (int i = 0; i < PH_MAP__COUNT; i++) {
+		if (inst->fd[i] >= 0)
+			close(inst->fd[i]);
+		inst->fd[i] = -1;
+	}
+	if (inst->xdp_prog_fd >= 0)
+		close(inst->xdp_prog_fd);
+	if (inst->tc_prog_fd >= 0)
+		close(inst->tc_prog_fd);
+	inst->xdp_prog_fd = inst->tc_prog_fd = -1;
+}
+
+int ph_instance_need_compatible(const struct ph_instance *inst)
+{
+	if (inst->compatible)
+		return PH_EXIT_OK;
+	pr_warn("%s holds a pinhole instance this build cannot use (%s); run 'pinhole --pin-dir %s detach --all', then attach again",
+		inst->pin_dir, inst->why, inst->pin_dir);
+	return PH_EXIT_ENV;
+}
+
+void ph_instance_remove(const char *pin_dir)
+{
+	struct skels s = {};
+	struct bpf_object *obj;
+	struct bpf_map *m;
+	char path[PATH_MAX];
+	int i;
+
+	if (!skels_open(&s, pin_dir)) {
+		skels_for_each_obj(&s, i, obj) {
+			bpf_object__for_each_map(m, obj) {
+				const char *p = bpf_map__pin_path(m);
+
+				if (p && unlink(p) && errno != ENOENT)
+					pr_warn("cannot unpin %s: %s", p,
+						strerror(errno));
+			}
+		}
+		skels_close(&s);
+	}
+	for (i = 0; i < PH_MAP__COUNT; i++) {
+		pin_path(path, sizeof(path), pin_dir, map_names[i]);
+		unlink(path);
+	}
+	pin_path(path, sizeof(path), pin_dir, PH_PIN_PROG_XDP);
+	unlink(path);
+	pin_path(path, sizeof(path), pin_dir, PH_PIN_PROG_TC);
+	unlink(path);
+	if (rmdir(pin_dir) && errno != ENOENT)
+		pr_warn("left %s in place: %s (it holds pins pinhole did not create)",
+			pin_dir, strerror(errno));
+	else
+		pr_debug("removed %s", pin_dir);
+}
+
+static int load_error(const char *what, int err)
+{
+	if (err == -EPERM)
+		pr_warn("loading the %s program was refused (EPERM): needs CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON, and a kernel that allows BPF (lockdown?); rerun with -v",
+			what);
+	else
+		pr_warn("loading the %s program failed: %s; the kernel may lack the BPF features pinhole needs; rerun with -v for libbpf's log",
+			what, strerror(-err));
+	return PH_EXIT_ENV;
+}
+
+static void set_sizes(struct bpf_object *obj, const struct ph_load_opts *o)
+{
+	struct bpf_map *m;
+
+	if (o->flows_max && (m = bpf_object__find_map_by_name(obj, "flows")))
+		bpf_map__set_max_entries(m, o->flows_max);
+	if (o->half_open_max &&
+	    (m = bpf_object__find_map_by_name(obj, "half_open")))
+		bpf_map__set_max_entries(m, o->half_open_max);
+}
+
+/* A new instance starts from empty maps: libbpf would reuse any pin left
+ * under a map's name (or fail on one with another definition). */
+static void unpin_leftovers(struct skels *s)
+{
+	struct bpf_object *obj;
+	struct bpf_map *m;
+	int i;
+
+	skels_for_each_obj(s, i, obj) {
+		bpf_object__for_each_map(m, obj) {
+			const char *path = bpf_map__pin_path(m);
+			char why[200];
+
+			if (!path || !ph_path_exists(path))
+				continue;
+			if (pin_matches(m, true, why, sizeof(why)) == 0)
+				pr_info("%s; removing the old pin", why);
+			else
+				pr_debug("removing leftover pin %s", path);
+			if (unlink(path) && errno != ENOENT)
+				pr_warn("cannot remove %s: %s", path,
+					strerror(errno));
+		}
+	}
+}
+
+static int instance_create(const char *pin_dir, const struct ph_load_opts *o)
+{
+	const struct ph_load_cfg cfg = {
+		.fail_open = o->fail_open,
+		/* Load-time, while policies (and their FTP rules) change at
+		 * reload: always report, the tracker decides. */
+		.track_ftp = 1,
+		.failsafe_port = o->failsafe_port,
+		.tcp_est_timeout_s = PH_TCP_EST_TIMEOUT_S,
+		.tcp_closing_timeout_s = PH_TCP_CLOSING_TIMEOUT_S,
+		.half_open_timeout_s = PH_HALF_OPEN_TIMEOUT_S,
+		.udp_timeout_s = PH_UDP_TIMEOUT_S,
+		.icmp_timeout_s = PH_ICMP_TIMEOUT_S,
+	};
+	struct ph_state st = {
+		.layout_version = PH_LAYOUT_VERSION,
+		.fail_open = o->fail_open,
+		.failsafe_port = o->failsafe_port,
+	};
+	char path[PATH_MAX];
+	struct skels s = {};
+	__u32 key = 0;
+	int err, r;
+
+	if (mkdir(pin_dir, 0700) && errno != EEXIST) {
+		pr_warn("cannot create pin dir %s: %s", pin_dir, strerror(errno));
+		return PH_EXIT_ENV;
+	}
+	r = skels_open(&s, pin_dir);
+	if (r)
+		return r;
+	s.x->rodata->ph_cfg = cfg;
+	s.t->rodata->ph_cfg = cfg;
+	set_sizes(s.x->obj, o);
+	set_sizes(s.t->obj, o);
+	unpin_leftovers(&s);
+
+	/* The first load creates and pins the maps, the second reuses them. */
+	err = xdp_ingress_bpf__load(s.x);
+	if (err) {
+		r = load_error("XDP ingress", err);
+		goto fail;
+	}
+	err = tc_egress_bpf__load(s.t);
+	if (err) {
+		r = load_error("TC egress", err);
+		goto fail;
+	}
+	pin_path(path, sizeof(path), pin_dir, PH_PIN_PROG_XDP);
+	err = bpf_program__pin(s.x->progs.pinhole_xdp, path);
+	if (!err) {
+		pin_path(path, sizeof(path), pin_dir, PH_PIN_PROG_TC);
+		err = bpf_program__pin(s.t->progs.pinhole_tc, path);
+	}
+	if (!err)
+		err = bpf_map_update_elem(bpf_map__fd(s.x->maps.state), &key,
+					  &st, BPF_ANY);
+	if (err) {
+		pr_warn("cannot pin into %s: %s", pin_dir, strerror(errno));
+		r = PH_EXIT_ENV;
+		goto fail;
+	}
+	skels_close(&s);
+	pr_debug("created instance %s (layout v%u)", pin_dir, PH_LAYOUT_VERSION);
+	return PH_EXIT_OK;
+fail:
+	skels_close(&s);
+	ph_instance_remove(pin_dir);
+	return r;
+}
+
+static int check_load_opts(const struct ph_instance *inst,
+			   const struct ph_load_opts *o)
+{
+	struct ph_state st = {};
+	__u32 key = 0;
+	char what[96] = "";
+
+	if (bpf_map_lookup_elem(inst->fd[PH_MAP_STATE], &key, &st))
+		return PH_EXIT_OK;
+	if (o->fail_open_set && st.fail_open != o->fail_open)
+		snprintf(what, sizeof(what), "%s (running: %s)",
+			 o->fail_open ? "--fail-open" : "--fail-closed",
+			 st.fail_open ? "fail-open" : "fail-closed");
+	else if (o->failsafe_set && st.failsafe_port != o->failsafe_port)
+		snprintf(what, sizeof(what), "--failsafe-port %u (running: %u)",
+			 o->failsafe_port, st.failsafe_port);
+	else if (o->flows_max && o->flows_max != inst->max_entries[PH_MAP_FLOWS])
+		snprintf(what, sizeof(what), "--flows %u (running: %u)",
+			 o->flows_max, inst->max_entries[PH_MAP_FLOWS]);
+	else if (o->half_open_max &&
+		 o->half_open_max != inst->max_entries[PH_MAP_HALF_OPEN])
+		snprintf(what, sizeof(what), "--half-open %u (running: %u)",
+			 o->half_open_max, inst->max_entries[PH_MAP_HALF_OPEN]);
+	if (!what[0])
+		return PH_EXIT_OK;
+	pr_warn("%s differs from the instance already attached at %s; drop the option, or detach all its interfaces first to change it",
+		what, inst->pin_dir);
+	return PH_EXIT_USER;
+}
+
+int ph_instance_prepare(struct ph_instance *inst, const char *pin_dir,
+			const struct ph_load_opts *o, bool *created)
+{
+	struct ph_iface recs[PH_IFACES_MAX];
+	int n, r, nlive = 0, nforeign = 0;
+	char live_name[IF_NAMESIZE + 8] = "";
+
+	*created = false;
+	r = ph_instance_open(inst, pin_dir);
+	if (r > 0)
+		return r;
+	if (r == 0) {
+		n = ph_ifaces_list(inst, recs, PH_IFACES_MAX);
+		for (int i = 0; i < n; i++) {
+			struct ph_iface_live live;
+
+			ph_iface_probe(inst, &recs[i], &live);
+			if (live.state == PH_IFACE_LIVE && !nlive++)
+				ph_strlcpy(live_name, recs[i].name,
+					   sizeof(live_name));
+			nforeign += live.state == PH_IFACE_FOREIGN;
+			if (live.state == PH_IFACE_GONE && inst->compatible) {
+				pr_debug("%s (ifindex %u) no longer carries pinhole; forgetting it",
+					 recs[i].name, recs[i].ifindex);
+				bpf_map_delete_elem(inst->fd[PH_MAP_IFACES],
+						    &recs[i].ifindex);
+			}
+		}
+		if (nforeign) {
+			pr_warn("the instance at %s is attached in another network namespace; use another --pin-dir here",
+				pin_dir);
+			ph_instance_close(inst);
+			return PH_EXIT_USER;
+		}
+		if (nlive) {
+			if (!inst->compatible) {
+				pr_warn("%s holds a pinhole instance this build cannot use (%s) and it is still attached to %s; detach it first: pinhole --pin-dir %s detach --all",
+					pin_dir, inst->why, live_name, pin_dir);
+				ph_instance_close(inst);
+				return PH_EXIT_ENV;
+			}
+			r = check_load_opts(inst, o);
+			if (r)
+				ph_instance_close(inst);
+			return r;
+		}
+		if (!inst->compatible)
+			pr_info("%s: %s; removing the old pins and creating them anew",
+				pin_dir, inst->why);
+		else
+			pr_debug("%s: nothing attached; loading afresh", pin_dir);
+		ph_instance_close(inst);
+		ph_instance_remove(pin_dir);
+	}
+	r = instance_create(pin_dir, o);
+	if (r)
+		return r;
+	r = ph_instance_open(inst, pin_dir);
+	if (!r && !inst->compatible) {
+		pr_warn("internal error: the instance just created at %s does not match this build (%s)",
+			pin_dir, inst->why);
+		ph_instance_close(inst);
+		r = PH_EXIT_ENV;
+	}
+	if (r) {
+		ph_instance_remove(pin_dir);
+		return r > 0 ? r : PH_EXIT_ENV;
+	}
+	*created = true;
+	return PH_EXIT_OK;
+}
+
+/* ----------------------------------------------------------- interfaces */
+
+int ph_ifaces_list(const struct ph_instance *inst, struct ph_iface *out,
+		   int max)
+{
+	int fd = inst->fd[PH_MAP_IFACES], n = 0;
+	size_t vsize = inst->ifaces_value_size;
+	__u32 key, next;
+	bool first = true;
+	void *buf;
+
+	if (fd < 0)
+		return -ENOENT;
+	/* An older layout may have a shorter or longer value: fields are
+	 * only ever appended, so copy what both know. */
+	buf = calloc(1, vsize > sizeof(*out) ? vsize : sizeof(*out));
+	if (!buf)
+		return -ENOMEM;
+	while (n < max && !bpf_map_get_next_key(fd, first ? NULL : &key, &next)) {
+		first = false;
+		key = next;
+		memset(buf, 0, vsize > sizeof(*out) ? vsize : sizeof(*out));
+		if (bpf_map_lookup_elem(fd, &next, buf))
+			continue;
+		memset(&out[n], 0, sizeof(out[n]));
+		memcpy(&out[n], buf, vsize < sizeof(*out) ? vsize : sizeof(*out));
+		out[n].ifindex = next;
+		out[n].name[sizeof(out[n].name) - 1] = '\0';
+		n++;
+	}
+	free(buf);
+	return n;
+}
+
+static bool is_ours(__u32 id, __u32 a, __u32 b)
+{
+	return id && (id == a || id == b);
+}
+
+static void tc_ids(const struct ph_iface *rec, __u32 *handle, __u32 *prio)
+{
+	*handle = rec->tc_handle ? rec->tc_handle : PH_TC_HANDLE;
+	*prio = rec->tc_priority ? rec->tc_priority : PH_TC_PRIORITY;
+}
+
+static __u32 tc_query(int ifindex, __u32 handle, __u32 prio)
+{
+	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex,
+		    .attach_point = BPF_TC_EGRESS);
+	LIBBPF_OPTS(bpf_tc_opts, q, .handle = handle, .priority = prio);
+
+	return bpf_tc_query(&hook, &q) ? 0 : q.prog_id;
+}
+
+void ph_iface_probe(const struct ph_instance *inst, const struct ph_iface *rec,
+		    struct ph_iface_live *live)
+{
+	LIBBPF_OPTS(bpf_xdp_query_opts, xq);
+	char name[IF_NAMESIZE];
+	__u32 handle, prio;
+
+	memset(live, 0, sizeof(*live));
+	live->state = PH_IFACE_GONE;
+	if (rec->netns_ino && inst->netns_ino && rec->netns_ino != inst->netns_ino) {
+		live->state = PH_IFACE_FOREIGN;
+		return;
+	}
+	if (!if_indextoname(rec->ifindex, name))
+		return;
+	if (!bpf_xdp_query((int)rec->ifindex, 0, &xq)) {
+		live->xdp_prog_id = xq.prog_id ? xq.prog_id :
+				    xq.drv_prog_id ? xq.drv_prog_id : xq.skb_prog_id;
+		live->xdp_attach_mode = xq.attach_mode;
+	}
+	tc_ids(rec, &handle, &prio);
+	live->tc_prog_id = tc_query((int)rec->ifindex, handle, prio);
+	if (is_ours(live->xdp_prog_id, inst->xdp_prog_id, rec->xdp_prog_id) ||
+	    is_ours(live->tc_prog_id, inst->tc_prog_id, rec->tc_prog_id))
+		live->state = PH_IFACE_LIVE;
+}
+
+int ph_iface_check_free(const char *name, int ifindex)
+{
+	LIBBPF_OPTS(bpf_xdp_query_opts, xq);
+	struct bpf_prog_info info = {};
+	__u32 len = sizeof(info), id;
+	int fd;
+
+	if (bpf_xdp_query(ifindex, 0, &xq))
+		return PH_EXIT_OK; /* the attach will say what is wrong */
+	id = xq.prog_id ? xq.prog_id : xq.drv_prog_id ? xq.drv_prog_id : xq.skb_prog_id;
+	if (!id)
+		return PH_EXIT_OK;
+	fd = bpf_prog_get_fd_by_id(id);
+	if (fd >= 0) {
+		bpf_obj_get_info_by_fd(fd, &info, &len);
+		close(fd);
+	}
+	if (!strcmp(info.name, "pinhole_xdp"))
+		pr_warn("%s: already carries a pinhole XDP program (id %u) from another pin dir; detach it with that --pin-dir first",
+			name, id);
+	else
+		pr_warn("%s: another XDP program (id %u%s%s) is attached; remove it first (ip link set dev %s xdp off)",
+			name, id, info.name[0] ? ", " : "", info.name, name);
+	return PH_EXIT_USER;
+}
+
+static int xdp_attach(struct ph_instance *inst, const char *name, int ifindex,
+		      enum ph_xdp_mode mode, __u32 *flags_out)
+{
+	const __u32 base = XDP_FLAGS_UPDATE_IF_NOEXIST;
+	int err;
+
+	if (mode != PH_MODE_GENERIC) {
+		err = bpf_xdp_attach(ifindex, inst->xdp_prog_fd,
+				     base | XDP_FLAGS_DRV_MODE, NULL);
+		if (!err) {
+			*flags_out = XDP_FLAGS_DRV_MODE;
+			return PH_EXIT_OK;
+		}
+		if (err == -EBUSY || err == -EEXIST)
+			goto busy;
+		if (err == -EPERM)
+			goto perm;
+		if (mode == PH_MODE_NATIVE) {
+			if (err == -EOPNOTSUPP)
+				pr_warn("%s: native XDP not supported by this driver; use --mode generic",
+					name);
+			else
+				pr_warn("%s: native XDP attach failed: %s; use --mode generic",
+					name, strerror(-err));
+			return PH_EXIT_ENV;
+		}
+		pr_info("%s: native XDP unavailable (%s); using generic mode, which is slower",
+			name, err == -EOPNOTSUPP ? "not supported by this driver" :
+			strerror(-err));
+	}
+	err = bpf_xdp_attach(ifindex, inst->xdp_prog_fd,
+			     base | XDP_FLAGS_SKB_MODE, NULL);
+	if (!err) {
+		*flags_out = XDP_FLAGS_SKB_MODE;
+		return PH_EXIT_OK;
+	}
+	if (err == -EBUSY || err == -EEXIST)
+		goto busy;
+	if (err == -EPERM)
+		goto perm;
+	pr_warn("%s: generic XDP attach failed: %s; rerun with -v", name,
+		strerror(-err));
+	return PH_EXIT_ENV;
+busy:
+	pr_warn("%s: another XDP program is attached (perhaps in the other mode); remove it first (ip link set dev %s xdp off)",
+		name, name);
+	return PH_EXIT_USER;
+perm:
+	pr_warn("%s: attaching XDP was refused (EPERM); needs CAP_NET_ADMIN", name);
+	return PH_EXIT_ENV;
+}
+
+/* Detach XDP program prog_id from ifindex in the mode it runs in. */
+static int xdp_detach_id(int ifindex, __u32 prog_id, __u32 mode_flags)
+{
+	LIBBPF_OPTS(bpf_xdp_attach_opts, opts);
+	int fd = bpf_prog_get_fd_by_id(prog_id), err;
+
+	/* XDP_FLAGS_REPLACE (via old_prog_fd): never remove a program that
+	 * replaced ours in the meantime. */
+	opts.old_prog_fd = fd >= 0 ? fd : 0;
+	err = bpf_xdp_detach(ifindex, mode_flags, fd >= 0 ? &opts : NULL);
+	if (fd >= 0)
+		close(fd);
+	return err;
+}
+
+static void tc_hook_destroy(int ifindex)
+{
+	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex,
+		    .attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS);
+
+	bpf_tc_hook_destroy(&hook);
+}
+
+static int tc_attach(struct ph_instance *inst, const char *name, int ifindex,
+		     struct ph_iface *rec)
+{
+	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex,
+		    .attach_point = BPF_TC_EGRESS);
+	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = PH_TC_HANDLE,
+		    .priority = PH_TC_PRIORITY, .prog_fd = inst->tc_prog_fd);
+	__u32 existing;
+	int err;
+
+	err = bpf_tc_hook_create(&hook);
+	if (err && err != -EEXIST) {
+		pr_warn("%s: cannot create the clsact qdisc: %s; %s", name,
+			strerror(-err),
+			err == -EPERM ? "needs CAP_NET_ADMIN" :
+			"is sch_clsact available in this kernel?");
+		return PH_EXIT_ENV;
+	}
+	rec->tc_hook_created = !err;
+	existing = tc_query(ifindex, PH_TC_HANDLE, PH_TC_PRIORITY);
+	if (existing && existing != inst->tc_prog_id) {
+		pr_warn("%s: a tc egress filter (handle %#x, pref %u, prog id %u) is in the way; remove it (tc filter del dev %s egress pref %u)",
+			name, PH_TC_HANDLE, PH_TC_PRIORITY, existing, name,
+			PH_TC_PRIORITY);
+		err = -EEXIST;
+		goto undo;
+	}
+	if (existing)
+		opts.flags = BPF_TC_F_REPLACE;
+	err = bpf_tc_attach(&hook, &opts);
+	if (err) {
+		pr_warn("%s: cannot attach the TC egress program: %s", name,
+			strerror(-err));
+		goto undo;
+	}
+	rec->tc_handle = opts.handle;
+	rec->tc_priority = (__u16)opts.priority;
+	rec->tc_prog_id = opts.prog_id;
+	return PH_EXIT_OK;
+undo:
+	if (rec->tc_hook_created)
+		tc_hook_destroy(ifindex);
+	return err == -EEXIST ? PH_EXIT_USER : PH_EXIT_ENV;
+}
+
+int ph_iface_attach(struct ph_instance *inst, const char *name, int ifindex,
+		    enum ph_xdp_mode mode, struct ph_iface *out)
+{
+	struct ph_iface rec = {
+		.ifindex = (__u32)ifindex,
+		.xdp_prog_id = inst->xdp_prog_id,
+		.netns_ino = inst->netns_ino,
+	};
+	int r, err;
+
+	ph_strlcpy(rec.name, name, sizeof(rec.name));
+	r = xdp_attach(inst, name, ifindex, mode, &rec.xdp_flags);
+	if (r)
+		return r;
+	r = tc_attach(inst, name, ifindex, &rec);
+	if (r)
+		goto undo_xdp;
+	rec.attached_ns = ph_now_ns();
+	err = bpf_map_update_elem(inst->fd[PH_MAP_IFACES], &rec.ifindex, &rec,
+				  BPF_ANY);
+	if (err) {
+		pr_warn("%s: cannot record the interface in %s/ifaces: %s", name,
+			inst->pin_dir, strerror(errno));
+		r = PH_EXIT_ENV;
+		goto undo_tc;
+	}
+	pr_debug("%s: attached (xdp %s, prog ids %u/%u)", name,
+		 rec.xdp_flags == XDP_FLAGS_DRV_MODE ? "native" : "generic",
+		 rec.xdp_prog_id, rec.tc_prog_id);
+	if (out)
+		*out = rec;
+	return PH_EXIT_OK;
+undo_tc:
+	{
+		LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex,
+			    .attach_point = BPF_TC_EGRESS);
+		LIBBPF_OPTS(bpf_tc_opts, d, .handle = rec.tc_handle,
+			    .priority = rec.tc_priority);
+
+		bpf_tc_detach(&hook, &d);
+		if (rec.tc_hook_created)
+			tc_hook_destroy(ifindex);
+	}
+undo_xdp:
+	xdp_detach_id(ifindex, inst->xdp_prog_id, rec.xdp_flags);
+	return r;
+}
+
+int ph_iface_detach(struct ph_instance *inst, const struct ph_iface *rec)
+{
+	LIBBPF_OPTS(bpf_xdp_query_opts, xq);
+	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = (int)rec->ifindex,
+		    .attach_point = BPF_TC_EGRESS);
+	char name[IF_NAMESIZE];
+	__u32 handle, prio, tc_id;
+	int ifindex = (int)rec->ifindex, r = PH_EXIT_OK, err;
+
+	if (!if_indextoname(rec->ifindex, name)) {
+		pr_debug("%s (ifindex %d) is gone; forgetting it", rec->name,
+			 ifindex);
+		goto forget;
+	}
+	if (!bpf_xdp_query(ifindex, 0, &xq)) {
+		__u32 drv = xq.drv_prog_id, skb = xq.skb_prog_id;
+
+		/* Single-program queries report prog_id + attach_mode. */
+		if (xq.attach_mode == XDP_ATTACHED_DRV)
+			drv = xq.prog_id;
+		else if (xq.attach_mode == XDP_ATTACHED_SKB)
+			skb = xq.prog_id;
+		if (is_ours(drv, inst->xdp_prog_id, rec->xdp_prog_id)) {
+			err = xdp_detach_id(ifindex, drv, XDP_FLAGS_DRV_MODE);
+			if (err) {
+				pr_warn("%s: cannot remove the XDP program: %s",
+					name, strerror(-err));
+				r = PH_EXIT_ENV;
+			}
+		} else if (is_ours(skb, inst->xdp_prog_id, rec->xdp_prog_id)) {
+			err = xdp_detach_id(ifindex, skb, XDP_FLAGS_SKB_MODE);
+			if (err) {
+				pr_warn("%s: cannot remove the XDP program: %s",
+					name, strerror(-err));
+				r = PH_EXIT_ENV;
+			}
+		} else if (xq.prog_id) {
+			pr_info("%s: XDP program id %u is not ours; left in place",
+				name, xq.prog_id);
+		}
+	}
+	tc_ids(rec, &handle, &prio);
+	tc_id = tc_query(ifindex, handle, prio);
+	if (is_ours(tc_id, inst->tc_prog_id, rec->tc_prog_id)) {
+		LIBBPF_OPTS(bpf_tc_opts, d, .handle = handle, .priority = prio);
+
+		err = bpf_tc_detach(&hook, &d);
+		if (err) {
+			pr_warn("%s: cannot remove the TC egress filter: %s",
+				name, strerror(-err));
+			r = PH_EXIT_ENV;
+		}
+	} else if (tc_id) {
+		pr_info("%s: tc egress filter (prog id %u) is not ours; left in place",
+			name, tc_id);
+	}
+	if (rec->tc_hook_created)
+		tc_hook_destroy(ifindex);
+forget:
+	if (inst->fd[PH_MAP_IFACES] >= 0)
+		bpf_map_delete_elem(inst->fd[PH_MAP_IFACES], &rec->ifindex);
+	return r;
+}

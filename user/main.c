@@ -1,0 +1,1217 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * pinhole CLI: a command table dispatching to do_<cmd>(). Contract (names,
+ * options, exit codes) in docs/cli.md.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <net/if.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <linux/if_link.h>
+#include <bpf/bpf.h>
+
+#include "loader.h"
+#include "log.h"
+#include "maps_io.h"
+#include "output.h"
+#include "policy.h"
+#include "util.h"
+
+/* Options a command accepts (beyond --pin-dir, -v, -j, -h). */
+enum {
+	O_POLICY = 1 << 0,
+	O_MODE = 1 << 1,
+	O_FAILSAFE = 1 << 2,
+	O_FAIL_OPEN = 1 << 3,
+	O_FAIL_CLOSED = 1 << 4,
+	O_FLOWS = 1 << 5,
+	O_HALF_OPEN = 1 << 6,
+	O_ALL = 1 << 7,
+};
+#define O_LOAD (O_MODE | O_FAILSAFE | O_FAIL_OPEN | O_FAIL_CLOSED | O_FLOWS | O_HALF_OPEN)
+
+struct ctx {
+	char pin_dir[PATH_MAX];
+	bool json, all;
+	const char *policy;
+	enum ph_xdp_mode mode;
+	struct ph_load_opts load;
+	unsigned int given; /* O_* seen on the command line */
+	int argc;           /* positional arguments after the command */
+	char **argv;
+};
+
+struct cmd {
+	const char *name;
+	int (*fn)(struct ctx *c);
+	unsigned int opts;
+	bool needs_root;
+	int min_args, max_args; /* max -1: any */
+	const char *usage;
+};
+
+static const struct cmd *find_cmd(const char *name);
+static void usage(FILE *out);
+
+/* --------------------------------------------------------------- shared */
+
+static int need_root(void)
+{
+	if (geteuid() == 0)
+		return PH_EXIT_OK;
+	pr_warn("not running as root: BPF and XDP need CAP_BPF and CAP_NET_ADMIN; try sudo");
+	return PH_EXIT_ENV;
+}
+
+static int load_policy(const char *path, struct ph_policy *pol)
+{
+	struct ph_policy_error err;
+	char msg[1024];
+
+	memset(pol, 0, sizeof(*pol));
+	if (!ph_policy_load_file(path, pol, &err))
+		return PH_EXIT_OK;
+	ph_policy_error_format(&err, msg, sizeof(msg));
+	fprintf(stderr, "%s\n", msg);
+	return PH_EXIT_USER;
+}
+
+struct iface_arg {
+	const char *name;
+	int ifindex;
+};
+
+/* Every name must exist here, and only once; checked before anything
+ * is touched. */
+static int resolve_ifaces(struct ctx *c, struct iface_arg *out)
+{
+	for (int i = 0; i < c->argc; i++) {
+		const char *name = c->argv[i];
+
+		out[i].name = name;
+		out[i].ifindex = strlen(name) < IF_NAMESIZE ?
+				 (int)if_nametoindex(name) : 0;
+		if (!out[i].ifindex) {
+			pr_warn("%s: no such interface (see 'ip link show')", name);
+			return PH_EXIT_USER;
+		}
+		for (int j = 0; j < i; j++)
+			if (out[j].ifindex == out[i].ifindex) {
+				pr_warn("%s: interface listed twice", name);
+				return PH_EXIT_USER;
+			}
+	}
+	return PH_EXIT_OK;
+}
+
+static int open_existing(struct ph_instance *inst, const char *pin_dir)
+{
+	int r = ph_instance_open(inst, pin_dir);
+
+	if (r == -ENOENT) {
+		pr_warn("no pinhole instance at %s (nothing attached); start one with 'pinhole attach --policy FILE IFACE'",
+			pin_dir);
+		return PH_EXIT_USER;
+	}
+	if (r)
+		return r;
+	r = ph_instance_need_compatible(inst);
+	if (r)
+		ph_instance_close(inst);
+	return r;
+}
+
+static const char *xdp_mode_name(__u8 attach_mode, __u32 flags)
+{
+	switch (attach_mode) {
+	case XDP_ATTACHED_DRV: return "native";
+	case XDP_ATTACHED_SKB: return "generic";
+	case XDP_ATTACHED_HW: return "offload";
+	case XDP_ATTACHED_MULTI: return "multi";
+	}
+	return flags & XDP_FLAGS_SKB_MODE ? "generic" : "native";
+}
+
+/* ---------------------------------------------------------------- check */
+
+static int do_check(struct ctx *c)
+{
+	struct ph_policy pol;
+	int r = load_policy(c->argv[0], &pol);
+
+	if (r)
+		return r;
+	ph_policy_print_summary(&pol, stdout, c->json);
+	ph_policy_free(&pol);
+	return PH_EXIT_OK;
+}
+
+/* -------------------------------------------------------- attach / run */
+
+struct attached {
+	struct ph_instance inst;
+	bool created;
+	__u32 generation;
+	int n;
+	struct ph_iface recs[PH_IFACES_MAX];
+};
+
+static int check_not_attached(struct ph_instance *inst,
+			      const struct iface_arg *ifs, int nif)
+{
+	struct ph_iface recs[PH_IFACES_MAX];
+	int n = ph_ifaces_list(inst, recs, PH_IFACES_MAX);
+
+	for (int i = 0; i < nif; i++)
+		for (int k = 0; k < n; k++) {
+			struct ph_iface_live live;
+
+			if (recs[k].ifindex != (__u32)ifs[i].ifindex)
+				continue;
+			ph_iface_probe(inst, &recs[k], &live);
+			if (live.state != PH_IFACE_LIVE)
+				continue;
+			pr_warn("%s: already attached (pin dir %s); use reload or detach",
+				ifs[i].name, inst->pin_dir);
+			return PH_EXIT_USER;
+		}
+	for (int i = 0; i < nif; i++) {
+		int r = ph_iface_check_free(ifs[i].name, ifs[i].ifindex);
+
+		if (r)
+			return r;
+	}
+	return PH_EXIT_OK;
+}
+
+/* The policy is the instance's: attaching with another one replaces it on
+ * the interfaces already attached too. Say so (after the fact). */
+static void note_policy_change(const struct ph_instance *inst,
+			       const char *old, const char *path)
+{
+	char abs[PATH_MAX];
+
+	if (!old[0])
+		return;
+	if (!realpath(path, abs))
+		ph_strlcpy(abs, path, sizeof(abs));
+	if (strcmp(abs, old))
+		pr_info("policy %s replaced %s on every interface of %s", abs,
+			old, inst->pin_dir);
+}
+
+/* Caller holds the lock. On failure, everything this did is undone. */
+static int attach_ifaces(struct ctx *c, const struct ph_policy *pol,
+			 const struct iface_arg *ifs, int nif,
+			 struct attached *a)
+{
+	char old[sizeof(((struct ph_state *)0)->policy) + 1] = "";
+	struct ph_view v;
+	int r;
+
+	memset(a, 0, sizeof(*a));
+	r = ph_instance_prepare(&a->inst, c->pin_dir, &c->load, &a->created);
+	if (r)
+		return r;
+	r = check_not_attached(&a->inst, ifs, nif);
+	if (r)
+		goto undo;
+	/* A new instance gets its policy before any packet reaches it; an
+	 * existing one keeps enforcing its policy until the flip. */
+	if (a->created) {
+		r = ph_policy_install(&a->inst, pol, &a->generation);
+		if (r)
+			goto undo;
+	} else if (!ph_view_read(&a->inst, &v)) {
+		ph_strlcpy(old, v.st.policy, sizeof(old));
+	}
+	for (int i = 0; i < nif; i++) {
+		r = ph_iface_attach(&a->inst, ifs[i].name, ifs[i].ifindex,
+				    c->mode, &a->recs[a->n]);
+		if (r)
+			goto undo;
+		a->n++;
+	}
+	if (!a->created) {
+		r = ph_policy_install(&a->inst, pol, &a->generation);
+		if (r)
+			goto undo;
+		note_policy_change(&a->inst, old, pol->path);
+	}
+	return PH_EXIT_OK;
+undo:
+	while (a->n > 0)
+		ph_iface_detach(&a->inst, &a->recs[--a->n]);
+	ph_instance_close(&a->inst);
+	if (a->created)
+		ph_instance_remove(c->pin_dir);
+	return r;
+}
+
+static void print_attached(const struct attached *a, const char *verb)
+{
+	for (int i = 0; i < a->n; i++)
+		printf("pinhole: %s %s (%s XDP, prog ids %u/%u)\n", verb,
+		       a->recs[i].name,
+		       xdp_mode_name(0, a->recs[i].xdp_flags),
+		       a->recs[i].xdp_prog_id, a->recs[i].tc_prog_id);
+}
+
+/* Root, policy, interfaces: all checked before anything is touched. */
+static int attach_prepare(struct ctx *c, struct ph_policy *pol,
+			  struct iface_arg *ifs)
+{
+	int r;
+
+	if (!c->policy) {
+		pr_warn("missing --policy FILE (check it first with 'pinhole check FILE')");
+		return PH_EXIT_USER;
+	}
+	r = load_policy(c->policy, pol);
+	if (r)
+		return r;
+	r = resolve_ifaces(c, ifs);
+	if (!r)
+		r = ph_bpffs_prepare(c->pin_dir);
+	if (r)
+		ph_policy_free(pol);
+	return r;
+}
+
+static int do_attach(struct ctx *c)
+{
+	struct iface_arg ifs[PH_IFACES_MAX];
+	struct ph_policy pol;
+	struct attached *a;
+	int r, lock;
+
+	if (c->argc > PH_IFACES_MAX) {
+		pr_warn("at most %d interfaces per instance", PH_IFACES_MAX);
+		return PH_EXIT_USER;
+	}
+	r = attach_prepare(c, &pol, ifs);
+	if (r)
+		return r;
+	a = calloc(1, sizeof(*a));
+	lock = a ? ph_lock(c->pin_dir) : -PH_EXIT_ENV;
+	if (lock < 0) {
+		free(a);
+		ph_policy_free(&pol);
+		return -lock;
+	}
+	r = attach_ifaces(c, &pol, ifs, c->argc, a);
+	if (!r) {
+		print_attached(a, "attached");
+		printf("pinhole: enforcing %s (generation %u, pin dir %s)\n",
+		       pol.path, a->generation, c->pin_dir);
+		ph_instance_close(&a->inst);
+	}
+	ph_unlock(lock);
+	ph_policy_free(&pol);
+	free(a);
+	return r;
+}
+
+/*
+ * Session tracker hook. The later issue plugs in here: consume the events
+ * ring buffer, follow FTP control channels, install and revoke pinholes
+ * in `expect`, expire them. Enforcement itself needs nothing from
+ * userspace, so until then this only waits for a stop signal.
+ * Returns the signal that stopped it.
+ */
+static int session_tracker_run(struct ph_instance *inst, const sigset_t *stop)
+{
+	int sig = 0;
+
+	(void)inst;
+	while (sigwait(stop, &sig))
+		;
+	return sig;
+}
+
+/* Detach what `run` attached, if it is still ours; remove the instance
+ * when nothing is left on it. */
+static int run_teardown(struct ctx *c, const struct attached *a)
+{
+	struct ph_iface recs[PH_IFACES_MAX];
+	struct ph_instance inst;
+	int lock, r = PH_EXIT_OK, n;
+
+	lock = ph_lock(c->pin_dir);
+	if (lock < 0)
+		return -lock;
+	if (ph_instance_open(&inst, c->pin_dir)) {
+		ph_unlock(lock); /* someone detached everything already */
+		return PH_EXIT_OK;
+	}
+	n = ph_ifaces_list(&inst, recs, PH_IFACES_MAX);
+	for (int i = 0; i < a->n; i++)
+		for (int k = 0; k < n; k++)
+			if (recs[k].ifindex == a->recs[i].ifindex &&
+			    recs[k].attached_ns == a->recs[i].attached_ns) {
+				int d = ph_iface_detach(&inst, &recs[k]);
+
+				r = r ? r : d;
+				if (!d)
+					printf("pinhole: detached %s\n",
+					       recs[k].name);
+			}
+	n = ph_ifaces_list(&inst, recs, PH_IFACES_MAX);
+	ph_instance_close(&inst);
+	if (n == 0)
+		ph_instance_remove(c->pin_dir);
+	ph_unlock(lock);
+	return r;
+}
+
+static int do_run(struct ctx *c)
+{
+	struct iface_arg ifs[PH_IFACES_MAX];
+	struct ph_policy pol;
+	struct attached *a;
+	sigset_t stop, old;
+	int r, lock, sig;
+
+	if (c->argc > PH_IFACES_MAX) {
+		pr_warn("at most %d interfaces per instance", PH_IFACES_MAX);
+		return PH_EXIT_USER;
+	}
+	r = attach_prepare(c, &pol, ifs);
+	if (r)
+		return r;
+	a = calloc(1, sizeof(*a));
+	lock = a ? ph_lock(c->pin_dir) : -PH_EXIT_ENV;
+	if (lock < 0) {
+		free(a);
+		ph_policy_free(&pol);
+		return -lock;
+	}
+	/* From here a stop signal waits until we can act on it: it is then
+	 * taken by session_tracker_run() and detaches cleanly. */
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGINT);
+	sigaddset(&stop, SIGTERM);
+	sigaddset(&stop, SIGHUP);
+	sigprocmask(SIG_BLOCK, &stop, &old);
+	r = attach_ifaces(c, &pol, ifs, c->argc, a);
+	ph_unlock(lock);
+	if (r)
+		goto out;
+
+	printf("pinhole: ready: enforcing %s on", pol.path);
+	for (int i = 0; i < a->n; i++)
+		printf(" %s", a->recs[i].name);
+	printf(" (generation %u, pin dir %s); SIGINT or SIGTERM detaches\n",
+	       a->generation, c->pin_dir);
+	fflush(stdout);
+
+	sig = session_tracker_run(&a->inst, &stop);
+	pr_debug("got signal %d; detaching", sig);
+	ph_instance_close(&a->inst);
+	r = run_teardown(c, a);
+out:
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	ph_policy_free(&pol);
+	free(a);
+	return r;
+}
+
+static int do_daemon(struct ctx *c)
+{
+	(void)c;
+	pr_warn("daemon: the FTP session tracker is not available in this version yet; use 'pinhole run' or 'pinhole attach' for enforcement");
+	return PH_EXIT_USER;
+}
+
+/* --------------------------------------------------------------- reload */
+
+static int do_reload(struct ctx *c)
+{
+	struct ph_instance inst;
+	struct ph_policy pol;
+	__u32 gen = 0;
+	int r, lock;
+
+	if (!c->policy) {
+		pr_warn("missing --policy FILE (check it first with 'pinhole check FILE')");
+		return PH_EXIT_USER;
+	}
+	r = load_policy(c->policy, &pol);
+	if (r)
+		return r; /* nothing touched: the old policy stays */
+	lock = ph_lock(c->pin_dir);
+	if (lock < 0) {
+		ph_policy_free(&pol);
+		return -lock;
+	}
+	r = open_existing(&inst, c->pin_dir);
+	if (!r) {
+		r = ph_policy_install(&inst, &pol, &gen);
+		ph_instance_close(&inst);
+	}
+	if (!r)
+		printf("pinhole: reloaded %s (generation %u, pin dir %s)\n",
+		       pol.path, gen, c->pin_dir);
+	ph_unlock(lock);
+	ph_policy_free(&pol);
+	return r;
+}
+
+/* --------------------------------------------------------------- detach */
+
+static const struct ph_iface *find_rec(const struct ph_iface *recs, int n,
+				       const char *name, int ifindex)
+{
+	for (int k = 0; k < n; k++) {
+		if (ifindex && recs[k].ifindex == (__u32)ifindex)
+			return &recs[k];
+		/* The interface is gone: its record still names it. */
+		if (!ifindex && !strncmp(recs[k].name, name, sizeof(recs[k].name)))
+			return &recs[k];
+	}
+	return NULL;
+}
+
+static int detach_named(struct ctx *c, struct ph_instance *inst,
+			const struct ph_iface *recs, int n)
+{
+	const struct ph_iface *sel[PH_IFACES_MAX];
+	int r = PH_EXIT_OK;
+
+	if (c->argc > PH_IFACES_MAX) {
+		pr_warn("at most %d interfaces per instance", PH_IFACES_MAX);
+		return PH_EXIT_USER;
+	}
+	for (int i = 0; i < c->argc; i++) {
+		const char *name = c->argv[i];
+		int ifindex = strlen(name) < IF_NAMESIZE ?
+			      (int)if_nametoindex(name) : 0;
+		struct ph_iface_live live;
+
+		sel[i] = find_rec(recs, n, name, ifindex);
+		if (!sel[i] && !ifindex) {
+			pr_warn("%s: no such interface (see 'ip link show')", name);
+			return PH_EXIT_USER;
+		}
+		if (!sel[i]) {
+			pr_warn("%s: not attached (pin dir %s)", name,
+				c->pin_dir);
+			return PH_EXIT_USER;
+		}
+		ph_iface_probe(inst, sel[i], &live);
+		if (live.state == PH_IFACE_FOREIGN) {
+			pr_warn("%s: attached from another network namespace; run detach there",
+				name);
+			return PH_EXIT_USER;
+		}
+	}
+	for (int i = 0; i < c->argc; i++) {
+		int d = ph_iface_detach(inst, sel[i]);
+
+		r = r ? r : d;
+		if (!d)
+			printf("pinhole: detached %s\n", c->argv[i]);
+	}
+	return r;
+}
+
+static int detach_all(struct ph_instance *inst, const struct ph_iface *recs,
+		      int n)
+{
+	int r = PH_EXIT_OK;
+
+	for (int k = 0; k < n; k++) {
+		struct ph_iface_live live;
+
+		ph_iface_probe(inst, &recs[k], &live);
+		if (live.state == PH_IFACE_FOREIGN) {
+			pr_warn("%s: attached from another network namespace; run 'detach --all' there",
+				recs[k].name);
+			return PH_EXIT_USER;
+		}
+	}
+	for (int k = 0; k < n; k++) {
+		int d = ph_iface_detach(inst, &recs[k]);
+
+		r = r ? r : d;
+		if (!d)
+			printf("pinhole: detached %s\n", recs[k].name);
+	}
+	return r;
+}
+
+static int do_detach(struct ctx *c)
+{
+	struct ph_iface recs[PH_IFACES_MAX];
+	struct ph_instance inst;
+	int r, n, lock;
+
+	if (c->all == (c->argc > 0)) {
+		pr_warn("detach: name interfaces or give --all (not both)");
+		return PH_EXIT_USER;
+	}
+	lock = ph_lock(c->pin_dir);
+	if (lock < 0)
+		return -lock;
+	r = ph_instance_open(&inst, c->pin_dir);
+	if (r == -ENOENT) {
+		if (c->all)
+			pr_warn("nothing attached (no pinhole instance at %s)",
+				c->pin_dir);
+		else
+			pr_warn("%s: not attached (pin dir %s)", c->argv[0],
+				c->pin_dir);
+		ph_unlock(lock);
+		return PH_EXIT_USER;
+	}
+	if (r) {
+		ph_unlock(lock);
+		return r;
+	}
+	if (!inst.compatible)
+		pr_info("%s: %s; detaching anyway", c->pin_dir, inst.why);
+	n = ph_ifaces_list(&inst, recs, PH_IFACES_MAX);
+	if (n < 0)
+		n = 0;
+	r = c->all ? detach_all(&inst, recs, n) : detach_named(c, &inst, recs, n);
+	n = ph_ifaces_list(&inst, recs, PH_IFACES_MAX);
+	ph_instance_close(&inst);
+	if (n <= 0 && r != PH_EXIT_USER) {
+		ph_instance_remove(c->pin_dir);
+		pr_debug("last interface detached; removed %s", c->pin_dir);
+	}
+	ph_unlock(lock);
+	return r;
+}
+
+/* --------------------------------------------------------------- status */
+
+static int do_status(struct ctx *c)
+{
+	static const char *const hdr[] = { "NAME", "|IFINDEX", "XDP", "|XDP PROG",
+					   "|TC PROG", "STATE", "|ATTACHED" };
+	static const struct { enum ph_map_id id; size_t key; } fill[] = {
+		{ PH_MAP_FLOWS, sizeof(struct ph_flow_key) },
+		{ PH_MAP_HALF_OPEN, sizeof(struct ph_flow_key) },
+		{ PH_MAP_EXPECT, sizeof(struct ph_flow_key) },
+	};
+	struct ph_iface recs[PH_IFACES_MAX];
+	struct ph_iface_live live[PH_IFACES_MAX];
+	__u64 count[ARRAY_SIZE(fill)];
+	struct ph_instance inst;
+	struct ph_view v;
+	struct ph_table t;
+	__u64 now = ph_now_ns();
+	char age[32];
+	int r, n;
+
+	r = open_existing(&inst, c->pin_dir);
+	if (r)
+		return r;
+	if (ph_view_read(&inst, &v)) {
+		pr_warn("cannot read %s/state: %s", c->pin_dir, strerror(errno));
+		ph_instance_close(&inst);
+		return PH_EXIT_ENV;
+	}
+	n = ph_ifaces_list(&inst, recs, PH_IFACES_MAX);
+	if (n < 0)
+		n = 0;
+	for (int i = 0; i < n; i++)
+		ph_iface_probe(&inst, &recs[i], &live[i]);
+	for (size_t i = 0; i < ARRAY_SIZE(fill); i++)
+		ph_map_count(inst.fd[fill[i].id], fill[i].key, &count[i]);
+	ph_fmt_duration(now - v.meta[v.st.active_slot].loaded_ns, age,
+			sizeof(age));
+
+	if (c->json) {
+		struct ph_json j;
+
+		ph_json_init(&j, stdout);
+		ph_json_object_begin(&j);
+		ph_json_kv_string(&j, "pin_dir", c->pin_dir);
+		ph_json_kv_uint(&j, "layout_version", v.st.layout_version);
+		ph_json_kv_string(&j, "policy", v.st.policy);
+		ph_json_kv_uint(&j, "generation", v.st.generation);
+		ph_json_kv_uint(&j, "active_slot", v.st.active_slot);
+		ph_json_kv_uint(&j, "policy_age_s",
+				(now - v.meta[v.st.active_slot].loaded_ns) /
+					1000000000ull);
+		ph_json_kv_bool(&j, "fail_open", v.st.fail_open);
+		ph_json_kv_uint(&j, "failsafe_port", v.st.failsafe_port);
+		ph_json_key(&j, "programs");
+		ph_json_object_begin(&j);
+		ph_json_kv_uint(&j, "xdp", inst.xdp_prog_id);
+		ph_json_kv_uint(&j, "tc", inst.tc_prog_id);
+		ph_json_object_end(&j);
+		ph_json_key(&j, "interfaces");
+		ph_json_array_begin(&j);
+		for (int i = 0; i < n; i++) {
+			ph_json_object_begin(&j);
+			ph_json_kv_string(&j, "name", recs[i].name);
+			ph_json_kv_uint(&j, "ifindex", recs[i].ifindex);
+			ph_json_kv_string(&j, "xdp_mode",
+					  xdp_mode_name(live[i].xdp_attach_mode,
+							recs[i].xdp_flags));
+			ph_json_kv_uint(&j, "xdp_prog_id", live[i].xdp_prog_id);
+			ph_json_kv_uint(&j, "tc_prog_id", live[i].tc_prog_id);
+			ph_json_kv_string(&j, "state",
+					  live[i].state == PH_IFACE_LIVE ? "attached" :
+					  live[i].state == PH_IFACE_FOREIGN ? "other-netns" :
+					  "gone");
+			ph_json_kv_uint(&j, "attached_s",
+					(now - recs[i].attached_ns) / 1000000000ull);
+			ph_json_object_end(&j);
+		}
+		ph_json_array_end(&j);
+		ph_json_key(&j, "maps");
+		ph_json_object_begin(&j);
+		for (size_t i = 0; i < ARRAY_SIZE(fill); i++) {
+			ph_json_key(&j, ph_map_name(fill[i].id));
+			ph_json_object_begin(&j);
+			ph_json_kv_uint(&j, "entries", count[i]);
+			ph_json_kv_uint(&j, "max_entries",
+					inst.max_entries[fill[i].id]);
+			ph_json_object_end(&j);
+		}
+		ph_json_object_end(&j);
+		ph_json_object_end(&j);
+		ph_json_finish(&j);
+		ph_instance_close(&inst);
+		return PH_EXIT_OK;
+	}
+
+	printf("instance    %s (layout v%u)\n", c->pin_dir, v.st.layout_version);
+	printf("policy      %s\n", v.st.policy[0] ? v.st.policy : "(none)");
+	printf("generation  %u (slot %u, loaded %s ago)\n", v.st.generation,
+	       v.st.active_slot, age);
+	printf("on failure  %s", v.st.fail_open ? "fail-open" : "fail-closed");
+	if (v.st.failsafe_port)
+		printf("; failsafe port %u always open", v.st.failsafe_port);
+	printf("\nprograms    xdp id %u, tc id %u\n", inst.xdp_prog_id,
+	       inst.tc_prog_id);
+	printf("interfaces\n");
+	ph_table_init(&t, ARRAY_SIZE(hdr), hdr);
+	for (int i = 0; i < n; i++) {
+		char idx[16], xid[16], tid[16];
+		const char *row[ARRAY_SIZE(hdr)] = {
+			recs[i].name, idx,
+			xdp_mode_name(live[i].xdp_attach_mode, recs[i].xdp_flags),
+			xid, tid,
+			live[i].state == PH_IFACE_LIVE ? "attached" :
+			live[i].state == PH_IFACE_FOREIGN ? "other netns" :
+			"gone", age,
+		};
+
+		snprintf(idx, sizeof(idx), "%u", recs[i].ifindex);
+		snprintf(xid, sizeof(xid), "%u", live[i].xdp_prog_id);
+		snprintf(tid, sizeof(tid), "%u", live[i].tc_prog_id);
+		ph_fmt_duration(now - recs[i].attached_ns, age, sizeof(age));
+		ph_table_add(&t, row);
+	}
+	if (n)
+		ph_table_print(&t, stdout, "  ");
+	else
+		printf("  (none)\n");
+	ph_table_free(&t);
+	printf("maps\n");
+	for (size_t i = 0; i < ARRAY_SIZE(fill); i++)
+		printf("  %-10s %llu / %u\n", ph_map_name(fill[i].id),
+		       (unsigned long long)count[i],
+		       inst.max_entries[fill[i].id]);
+	ph_instance_close(&inst);
+	return PH_EXIT_OK;
+}
+
+/* ---------------------------------------------------------------- stats */
+
+static void json_counter(struct ph_json *j, const char *key,
+			 const struct ph_counter *ctr)
+{
+	ph_json_key(j, key);
+	ph_json_object_begin(j);
+	ph_json_kv_uint(j, "packets", ctr->packets);
+	ph_json_kv_uint(j, "bytes", ctr->bytes);
+	ph_json_object_end(j);
+}
+
+static int do_stats(struct ctx *c)
+{
+	static const char *const hdr[] = { "REASON", "|IN PACKETS", "|IN BYTES",
+					   "|OUT PACKETS", "|OUT BYTES",
+					   "DESCRIPTION" };
+	struct ph_counter sum[PH_COUNTER_ENTRIES];
+	struct ph_counter tot[2][PH_DIR_MAX] = {}; /* [drop][dir] */
+	struct ph_instance inst;
+	struct ph_view v;
+	struct ph_table t;
+	int r, err;
+
+	r = open_existing(&inst, c->pin_dir);
+	if (r)
+		return r;
+	err = ph_counters_read(&inst, sum);
+	if (!err)
+		err = ph_view_read(&inst, &v);
+	ph_instance_close(&inst);
+	if (err) {
+		pr_warn("cannot read counters from %s: %s", c->pin_dir,
+			strerror(-err));
+		return PH_EXIT_ENV;
+	}
+	for (int rs = 0; rs < PH_R_MAX; rs++)
+		for (int d = 0; d < PH_DIR_MAX; d++) {
+			const struct ph_counter *x = &sum[PH_COUNTER_IDX(d, rs)];
+
+			tot[PH_REASON_IS_DROP(rs)][d].packets += x->packets;
+			tot[PH_REASON_IS_DROP(rs)][d].bytes += x->bytes;
+		}
+
+	if (c->json) {
+		struct ph_json j;
+
+		ph_json_init(&j, stdout);
+		ph_json_object_begin(&j);
+		ph_json_kv_string(&j, "pin_dir", c->pin_dir);
+		ph_json_kv_uint(&j, "generation", v.st.generation);
+		ph_json_key(&j, "totals");
+		ph_json_object_begin(&j);
+		for (int drop = 0; drop < 2; drop++) {
+			ph_json_key(&j, drop ? "drop" : "pass");
+			ph_json_object_begin(&j);
+			json_counter(&j, "in", &tot[drop][PH_DIR_IN]);
+			json_counter(&j, "out", &tot[drop][PH_DIR_OUT]);
+			ph_json_object_end(&j);
+		}
+		ph_json_object_end(&j);
+		ph_json_key(&j, "reasons");
+		ph_json_array_begin(&j);
+		for (int rs = 0; rs < PH_R_MAX; rs++) {
+			ph_json_object_begin(&j);
+			ph_json_kv_string(&j, "name", ph_reasons[rs].name);
+			ph_json_kv_string(&j, "verdict",
+					  PH_REASON_IS_DROP(rs) ? "drop" : "pass");
+			ph_json_kv_string(&j, "description", ph_reasons[rs].text);
+			json_counter(&j, "in", &sum[PH_COUNTER_IDX(PH_DIR_IN, rs)]);
+			json_counter(&j, "out", &sum[PH_COUNTER_IDX(PH_DIR_OUT, rs)]);
+			ph_json_object_end(&j);
+		}
+		ph_json_array_end(&j);
+		ph_json_object_end(&j);
+		ph_json_finish(&j);
+		return PH_EXIT_OK;
+	}
+
+	ph_table_init(&t, ARRAY_SIZE(hdr), hdr);
+	for (int rs = 0; rs < PH_R_MAX; rs++) {
+		const struct ph_counter *in = &sum[PH_COUNTER_IDX(PH_DIR_IN, rs)];
+		const struct ph_counter *out = &sum[PH_COUNTER_IDX(PH_DIR_OUT, rs)];
+		char ip[24], ib[24], op[24], ob[24];
+		const char *row[] = { ph_reasons[rs].name, ip, ib, op, ob,
+				      ph_reasons[rs].text };
+
+		if (!ph_log_verbose() && !in->packets && !out->packets)
+			continue;
+		snprintf(ip, sizeof(ip), "%llu", (unsigned long long)in->packets);
+		snprintf(ib, sizeof(ib), "%llu", (unsigned long long)in->bytes);
+		snprintf(op, sizeof(op), "%llu", (unsigned long long)out->packets);
+		snprintf(ob, sizeof(ob), "%llu", (unsigned long long)out->bytes);
+		ph_table_add(&t, row);
+	}
+	printf("pin dir %s, policy generation %u\n", c->pin_dir,
+	       v.st.generation);
+	printf("passed: in %llu packets, out %llu; dropped: in %llu, out %llu\n",
+	       (unsigned long long)tot[0][PH_DIR_IN].packets,
+	       (unsigned long long)tot[0][PH_DIR_OUT].packets,
+	       (unsigned long long)tot[1][PH_DIR_IN].packets,
+	       (unsigned long long)tot[1][PH_DIR_OUT].packets);
+	if (t.nrows)
+		ph_table_print(&t, stdout, "");
+	else
+		printf("(no packets counted yet; -v lists every reason)\n");
+	ph_table_free(&t);
+	return PH_EXIT_OK;
+}
+
+/* ---------------------------------------------------------------- flows */
+
+static const char *flow_state_name(__u8 s, bool half_open)
+{
+	if (half_open)
+		return "half-open";
+	switch (s) {
+	case PH_FS_NEW: return "new";
+	case PH_FS_ESTABLISHED: return "established";
+	case PH_FS_CLOSING: return "closing";
+	}
+	return "?";
+}
+
+static const char *flow_origin_name(__u8 o)
+{
+	switch (o) {
+	case PH_FO_INBOUND: return "inbound";
+	case PH_FO_OUTBOUND: return "outbound";
+	case PH_FO_EXPECT: return "ftp-data";
+	case PH_FO_FTPS: return "ftps-range";
+	}
+	return "?";
+}
+
+struct flows_out {
+	struct ph_instance *inst;
+	struct ph_view v;
+	__u64 now;
+	struct ph_json *j;
+	struct ph_table *t;
+	__u64 n;
+};
+
+static bool is_icmp(__u8 proto)
+{
+	return proto == 1 || proto == 58;
+}
+
+static int flow_row(const struct ph_flow_key *k, const struct ph_flow *f,
+		    bool half_open, void *ctx)
+{
+	struct flows_out *o = ctx;
+	char proto[8], laddr[64], raddr[64], local[80], remote[80];
+	char age[32], idle[32], svc[PH_NAME_MAX];
+	const char *pn = ph_proto_name(k->proto, proto, sizeof(proto));
+	__u16 lport = ntohs(k->lport), rport = ntohs(k->rport);
+	__u64 age_ns = o->now > f->created_ns ? o->now - f->created_ns : 0;
+	__u64 idle_ns = o->now > f->last_seen_ns ? o->now - f->last_seen_ns : 0;
+
+	o->n++;
+	ph_fmt_addr(k->local, laddr, sizeof(laddr));
+	ph_fmt_addr(k->remote, raddr, sizeof(raddr));
+	ph_flow_service(o->inst, &o->v, f, svc, sizeof(svc));
+	if (o->j) {
+		struct ph_json *j = o->j;
+
+		ph_json_object_begin(j);
+		ph_json_kv_string(j, "table", half_open ? "half_open" : "flows");
+		ph_json_kv_string(j, "proto", pn);
+		ph_json_kv_string(j, "local_addr", laddr);
+		ph_json_kv_uint(j, is_icmp(k->proto) ? "icmp_id" : "local_port",
+				lport);
+		ph_json_kv_string(j, "remote_addr", raddr);
+		if (!is_icmp(k->proto))
+			ph_json_kv_uint(j, "remote_port", rport);
+		ph_json_kv_string(j, "state", flow_state_name(f->state, half_open));
+		ph_json_kv_string(j, "origin", flow_origin_name(f->origin));
+		ph_json_kv_uint(j, "age_ms", age_ns / 1000000ull);
+		ph_json_kv_uint(j, "idle_ms", idle_ns / 1000000ull);
+		ph_json_kv_string(j, "service", svc);
+		ph_json_kv_uint(j, "rule", f->rule);
+		ph_json_kv_uint(j, "session", f->session);
+		ph_json_kv_bool(j, "ftp_control", f->flags & PH_FF_FTP_CTRL);
+		ph_json_kv_bool(j, "ftps_control", f->flags & PH_FF_FTPS_CTRL);
+		ph_json_object_end(j);
+		return 0;
+	}
+	if (is_icmp(k->proto)) {
+		snprintf(local, sizeof(local), "%s id %u", laddr, lport);
+		ph_strlcpy(remote, raddr, sizeof(remote));
+	} else {
+		ph_fmt_addr_port(k->local, lport, local, sizeof(local));
+		ph_fmt_addr_port(k->remote, rport, remote, sizeof(remote));
+	}
+	ph_fmt_duration(age_ns, age, sizeof(age));
+	ph_fmt_duration(idle_ns, idle, sizeof(idle));
+	{
+		const char *row[] = { pn, local, remote,
+				      flow_state_name(f->state, half_open),
+				      flow_origin_name(f->origin), age, idle, svc };
+
+		ph_table_add(o->t, row);
+	}
+	return 0;
+}
+
+static int do_flows(struct ctx *c)
+{
+	static const char *const hdr[] = { "PROTO", "LOCAL", "REMOTE", "STATE",
+					   "ORIGIN", "|AGE", "|IDLE", "SERVICE" };
+	struct ph_instance inst;
+	struct flows_out o = {};
+	struct ph_table t;
+	struct ph_json j;
+	int r, err;
+
+	r = open_existing(&inst, c->pin_dir);
+	if (r)
+		return r;
+	o.inst = &inst;
+	o.now = ph_now_ns();
+	err = ph_view_read(&inst, &o.v);
+	if (err) {
+		pr_warn("cannot read %s/state: %s", c->pin_dir, strerror(-err));
+		ph_instance_close(&inst);
+		return PH_EXIT_ENV;
+	}
+	if (c->json) {
+		ph_json_init(&j, stdout);
+		o.j = &j;
+		ph_json_object_begin(&j);
+		ph_json_kv_string(&j, "pin_dir", c->pin_dir);
+		ph_json_key(&j, "flows");
+		ph_json_array_begin(&j);
+	} else {
+		ph_table_init(&t, ARRAY_SIZE(hdr), hdr);
+		o.t = &t;
+	}
+	err = ph_flows_foreach(&inst, flow_row, &o);
+	ph_instance_close(&inst);
+	if (c->json) {
+		ph_json_array_end(&j);
+		ph_json_object_end(&j);
+		ph_json_finish(&j);
+	} else {
+		if (t.nrows)
+			ph_table_print(&t, stdout, "");
+		else
+			printf("(no flows)\n");
+		ph_table_free(&t);
+	}
+	if (err < 0) {
+		pr_warn("cannot read flows: %s", strerror(-err));
+		return PH_EXIT_ENV;
+	}
+	return PH_EXIT_OK;
+}
+
+/* ------------------------------------------------------------ dispatch */
+
+static int do_help(struct ctx *c)
+{
+	(void)c;
+	usage(stdout);
+	return PH_EXIT_OK;
+}
+
+static const struct cmd cmds[] = {
+	{ "check", do_check, 0, false, 1, 1, "check POLICY" },
+	{ "run", do_run, O_POLICY | O_LOAD, true, 1, -1,
+	  "run --policy POLICY [--mode auto|native|generic] IFACE..." },
+	{ "attach", do_attach, O_POLICY | O_LOAD, true, 1, -1,
+	  "attach --policy POLICY [--mode auto|native|generic] IFACE..." },
+	{ "daemon", do_daemon, 0, true, 0, 0, "daemon" },
+	{ "reload", do_reload, O_POLICY, true, 0, 0, "reload --policy POLICY" },
+	{ "detach", do_detach, O_ALL, true, 0, -1, "detach IFACE... | --all" },
+	{ "status", do_status, 0, true, 0, 0, "status [-j]" },
+	{ "stats", do_stats, 0, true, 0, 0, "stats [-j]" },
+	{ "flows", do_flows, 0, true, 0, 0, "flows [-j]" },
+	{ "help", do_help, 0, false, 0, 0, "help" },
+};
+
+static const struct cmd *find_cmd(const char *name)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(cmds); i++)
+		if (!strcmp(cmds[i].name, name))
+			return &cmds[i];
+	return NULL;
+}
+
+static void usage(FILE *out)
+{
+	fputs("usage: pinhole [--pin-dir DIR] [-v] [-j] COMMAND [ARGS]\n\n"
+	      "commands:\n", out);
+	for (size_t i = 0; i < ARRAY_SIZE(cmds); i++)
+		fprintf(out, "  pinhole %s\n", cmds[i].usage);
+	fprintf(out,
+		"\noptions (before or after the command):\n"
+		"  --pin-dir DIR        instance pin directory (default %s, or $PINHOLE_PIN_DIR)\n"
+		"  -v, --verbose        debug and libbpf logs (-vv: libbpf debug too);\n"
+		"                       stats lists every reason\n"
+		"  -j, --json           JSON output (check, status, stats, flows)\n"
+		"  -p, --policy FILE    policy to enforce (run, attach, reload)\n"
+		"  -m, --mode MODE      XDP mode: auto (native, else generic), native, generic\n"
+		"  --failsafe-port N    TCP port always admitted inbound (e.g. 22)\n"
+		"  --fail-open          pass packets when an internal lookup fails\n"
+		"  --fail-closed        drop them (the default)\n"
+		"  --flows N            size of the flow table (default %u)\n"
+		"  --half-open N        size of the half-open table (default %u)\n"
+		"  -a, --all            detach every interface\n"
+		"\nexit codes: 0 ok, 1 user error, 2 environment error (not root, no BPF, ...)\n"
+		"see docs/cli.md\n",
+		PH_DEFAULT_PIN_DIR, PH_FLOWS_MAX_DEFAULT, PH_HALF_OPEN_MAX_DEFAULT);
+}
+
+enum {
+	OPT_PIN_DIR = 256,
+	OPT_FAILSAFE,
+	OPT_FAIL_OPEN,
+	OPT_FAIL_CLOSED,
+	OPT_FLOWS,
+	OPT_HALF_OPEN,
+};
+
+static const struct option long_opts[] = {
+	{ "pin-dir", required_argument, NULL, OPT_PIN_DIR },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "json", no_argument, NULL, 'j' },
+	{ "help", no_argument, NULL, 'h' },
+	{ "policy", required_argument, NULL, 'p' },
+	{ "mode", required_argument, NULL, 'm' },
+	{ "failsafe-port", required_argument, NULL, OPT_FAILSAFE },
+	{ "fail-open", no_argument, NULL, OPT_FAIL_OPEN },
+	{ "fail-closed", no_argument, NULL, OPT_FAIL_CLOSED },
+	{ "flows", required_argument, NULL, OPT_FLOWS },
+	{ "half-open", required_argument, NULL, OPT_HALF_OPEN },
+	{ "all", no_argument, NULL, 'a' },
+	{ NULL, 0, NULL, 0 },
+};
+
+static const char *opt_name(unsigned int bit)
+{
+	switch (bit) {
+	case O_POLICY: return "--policy";
+	case O_MODE: return "--mode";
+	case O_FAILSAFE: return "--failsafe-port";
+	case O_FAIL_OPEN: return "--fail-open";
+	case O_FAIL_CLOSED: return "--fail-closed";
+	case O_FLOWS: return "--flows";
+	case O_HALF_OPEN: return "--half-open";
+	case O_ALL: return "--all";
+	}
+	return "?";
+}
+
+static int bad_number(const char *opt, const char *arg, __u32 max)
+{
+	pr_warn("%s '%s': expected a number from 1 to %u", opt, arg, max);
+	return PH_EXIT_USER;
+}
+
+/* Returns -1 to go on, or an exit code. */
+static int parse_args(int argc, char **argv, struct ctx *c, int *verbose,
+		      bool *help)
+{
+	const char *pin = getenv("PINHOLE_PIN_DIR");
+	__u32 v;
+	int opt, r;
+
+	if (!pin || !*pin)
+		pin = PH_DEFAULT_PIN_DIR;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":vjhp:m:a", long_opts, NULL)) != -1) {
+		switch (opt) {
+		case OPT_PIN_DIR: pin = optarg; break;
+		case 'v': (*verbose)++; break;
+		case 'j': c->json = true; break;
+		case 'h': *help = true; break;
+		case 'p': c->policy = optarg; c->given |= O_POLICY; break;
+		case 'a': c->all = true; c->given |= O_ALL; break;
+		case 'm':
+			c->given |= O_MODE;
+			if (!strcmp(optarg, "auto"))
+				c->mode = PH_MODE_AUTO;
+			else if (!strcmp(optarg, "native") || !strcmp(optarg, "drv"))
+				c->mode = PH_MODE_NATIVE;
+			else if (!strcmp(optarg, "generic") || !strcmp(optarg, "skb"))
+				c->mode = PH_MODE_GENERIC;
+			else {
+				pr_warn("--mode '%s': use auto, native or generic", optarg);
+				return PH_EXIT_USER;
+			}
+			break;
+		case OPT_FAILSAFE:
+			if (!ph_parse_u32(optarg, 1, 65535, &v))
+				return bad_number("--failsafe-port", optarg, 65535);
+			c->load.failsafe_port = (__u16)v;
+			c->load.failsafe_set = true;
+			c->given |= O_FAILSAFE;
+			break;
+		case OPT_FAIL_OPEN:
+		case OPT_FAIL_CLOSED:
+			c->load.fail_open = opt == OPT_FAIL_OPEN;
+			c->load.fail_open_set = true;
+			c->given |= opt == OPT_FAIL_OPEN ? O_FAIL_OPEN : O_FAIL_CLOSED;
+			break;
+		case OPT_FLOWS:
+		case OPT_HALF_OPEN:
+			if (!ph_parse_u32(optarg, 1, 1u << 24, &v))
+				return bad_number(opt == OPT_FLOWS ? "--flows" :
+						  "--half-open", optarg, 1u << 24);
+			if (opt == OPT_FLOWS)
+				c->load.flows_max = v;
+			else
+				c->load.half_open_max = v;
+			c->given |= opt == OPT_FLOWS ? O_FLOWS : O_HALF_OPEN;
+			break;
+		case ':':
+			pr_warn("option %s needs a value; see pinhole --help",
+				argv[optind - 1]);
+			return PH_EXIT_USER;
+		default:
+			pr_warn("unknown option '%s'; see pinhole --help",
+				argv[optind - 1]);
+			return PH_EXIT_USER;
+		}
+	}
+	if ((c->given & O_FAIL_OPEN) && (c->given & O_FAIL_CLOSED)) {
+		pr_warn("--fail-open and --fail-closed contradict each other");
+		return PH_EXIT_USER;
+	}
+	r = ph_pin_dir_normalize(pin, c->pin_dir, sizeof(c->pin_dir));
+	if (r)
+		return r;
+	c->argc = argc - optind;
+	c->argv = argv + optind;
+	return -1;
+}
+
+int main(int argc, char **argv)
+{
+	struct ctx c = {};
+	bool help = false;
+	int verbose = 0;
+	const struct cmd *cmd;
+	unsigned int extra;
+	int r;
+
+	r = parse_args(argc, argv, &c, &verbose, &help);
+	ph_log_init(verbose);
+	if (r >= 0)
+		return r;
+	if (help || c.argc == 0) {
+		usage(help ? stdout : stderr);
+		return help ? PH_EXIT_OK : PH_EXIT_USER;
+	}
+	cmd = find_cmd(c.argv[0]);
+	if (!cmd) {
+		pr_warn("unknown command '%s'; see pinhole --help", c.argv[0]);
+		return PH_EXIT_USER;
+	}
+	c.argc--;
+	c.argv++;
+	extra = c.given & ~cmd->opts;
+	if (extra) {
+		pr_warn("%s: option %s does not apply; usage: pinhole %s",
+			cmd->name, opt_name(extra & -extra), cmd->usage);
+		return PH_EXIT_USER;
+	}
+	if (c.argc < cmd->min_args || (cmd->max_args >= 0 && c.argc > cmd->max_args)) {
+		if (c.argc > cmd->max_args && cmd->max_args >= 0)
+			pr_warn("%s: unexpected argument '%s'; usage: pinhole %s",
+				cmd->name, c.argv[cmd->max_args], cmd->usage);
+		else
+			pr_warn("%s: missing argument; usage: pinhole %s",
+				cmd->name, cmd->usage);
+		return PH_EXIT_USER;
+	}
+	if (cmd->needs_root) {
+		r = need_root();
+		if (r)
+			return r;
+	}
+	return cmd->fn(&c);
+}

@@ -1,0 +1,409 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "log.h"
+#include "maps_io.h"
+#include "util.h"
+
+#define KERNEL_ENOTSUPP 524 /* kernel-internal "operation not supported" */
+
+int ph_view_read(const struct ph_instance *inst, struct ph_view *v)
+{
+	__u32 key = 0;
+
+	memset(v, 0, sizeof(*v));
+	if (bpf_map_lookup_elem(inst->fd[PH_MAP_STATE], &key, &v->st))
+		return -errno;
+	for (key = 0; key < PH_SLOTS; key++)
+		if (bpf_map_lookup_elem(inst->fd[PH_MAP_SLOT_META], &key,
+					&v->meta[key]))
+			return -errno;
+	if (v->st.active_slot >= PH_SLOTS)
+		v->st.active_slot = 0;
+	return 0;
+}
+
+/* ------------------------------------------------------------- writing */
+
+/* vals[0..n) into keys first..first+n of an array map: batched, falling
+ * back to one syscall per element on kernels without batch support. */
+static int array_write(int fd, __u32 first, const void *vals, __u32 n,
+		       size_t vsize)
+{
+	static bool no_batch;
+	const __u32 chunk = 16384;
+	LIBBPF_OPTS(bpf_map_batch_opts, opts);
+	__u32 *keys = malloc(sizeof(*keys) * chunk);
+	int err = 0;
+
+	if (!keys)
+		return -ENOMEM;
+	for (__u32 off = 0; off < n && !err; off += chunk) {
+		__u32 cnt = n - off < chunk ? n - off : chunk;
+		const char *v = (const char *)vals + (size_t)off * vsize;
+
+		for (__u32 i = 0; i < cnt; i++)
+			keys[i] = first + off + i;
+		if (!no_batch) {
+			__u32 c = cnt;
+
+			err = bpf_map_update_batch(fd, keys, v, &c, &opts);
+			if (!err)
+				continue;
+			if (err != -EINVAL && err != -EOPNOTSUPP &&
+			    err != -KERNEL_ENOTSUPP)
+				break;
+			pr_debug("batch update unsupported (%s); writing one by one",
+				 strerror(-err));
+			no_batch = true;
+			err = 0;
+		}
+		for (__u32 i = 0; i < cnt && !err; i++)
+			if (bpf_map_update_elem(fd, &keys[i], v + i * vsize,
+						BPF_ANY))
+				err = -errno;
+	}
+	free(keys);
+	return err;
+}
+
+static int write_ports(const struct ph_instance *inst, __u32 slot,
+		       const struct ph_policy *pol)
+{
+	const __u32 n = PH_L4_MAX * PH_PT_MAX * 65536u;
+	void *zero = NULL;
+	const void *vals = pol->port_table;
+	int err;
+
+	if (!vals) {
+		vals = zero = calloc(n, sizeof(__u16));
+		if (!zero)
+			return -ENOMEM;
+	}
+	err = array_write(inst->fd[PH_MAP_PORTS], PH_PORT_IDX(slot, 0, 0, 0),
+			  vals, n, sizeof(__u16));
+	free(zero);
+	return err;
+}
+
+static int write_rules(const struct ph_instance *inst, __u32 slot,
+		       const struct ph_policy *pol, __u32 old_nrules)
+{
+	__u32 base = slot * PH_MAX_RULES, n = (__u32)pol->nrules;
+	int err = 0;
+
+	if (n)
+		err = array_write(inst->fd[PH_MAP_RULES], base, pol->rules, n,
+				  sizeof(struct ph_rule));
+	/* Rules a previous policy left in this slot beyond ours. */
+	if (!err && old_nrules > n && old_nrules <= PH_MAX_RULES) {
+		struct ph_rule *zero = calloc(old_nrules - n, sizeof(*zero));
+
+		if (!zero)
+			return -ENOMEM;
+		err = array_write(inst->fd[PH_MAP_RULES], base + n, zero,
+				  old_nrules - n, sizeof(*zero));
+		free(zero);
+	}
+	return err;
+}
+
+static int write_names(const struct ph_instance *inst, __u32 slot,
+		       const struct ph_policy *pol)
+{
+	struct ph_service_name *names;
+	int err;
+
+	if (pol->nservices <= 0)
+		return 0;
+	names = calloc((size_t)pol->nservices, sizeof(*names));
+	if (!names)
+		return -ENOMEM;
+	for (int i = 0; i < pol->nservices; i++)
+		ph_strlcpy(names[i].name, pol->services[i].name,
+			   sizeof(names[i].name));
+	err = array_write(inst->fd[PH_MAP_SERVICE_NAMES], slot * PH_MAX_RULES,
+			  names, (__u32)pol->nservices, sizeof(*names));
+	free(names);
+	return err;
+}
+
+/* Keys of the peers trie that belong to slot; *total counts all keys. */
+static int peers_of_slot(const struct ph_instance *inst, __u32 slot,
+			 struct ph_peer_key **out, __u32 *n, __u32 *total)
+{
+	int fd = inst->fd[PH_MAP_PEERS];
+	__u32 cap = inst->max_entries[PH_MAP_PEERS] + 1;
+	struct ph_peer_key key, next, *keys;
+	bool first = true;
+
+	*n = *total = 0;
+	keys = calloc(cap, sizeof(*keys));
+	if (!keys)
+		return -ENOMEM;
+	while (*total < cap &&
+	       !bpf_map_get_next_key(fd, first ? NULL : &key, &next)) {
+		first = false;
+		key = next;
+		(*total)++;
+		if (next.slot == slot)
+			keys[(*n)++] = next;
+	}
+	*out = keys;
+	return 0;
+}
+
+static int clear_peers(const struct ph_instance *inst, __u32 slot,
+		       __u32 *remaining)
+{
+	struct ph_peer_key *keys;
+	__u32 n, total;
+	int err = peers_of_slot(inst, slot, &keys, &n, &total);
+
+	if (err)
+		return err;
+	for (__u32 i = 0; i < n; i++)
+		if (bpf_map_delete_elem(inst->fd[PH_MAP_PEERS], &keys[i]) &&
+		    errno != ENOENT) {
+			err = -errno;
+			break;
+		}
+	free(keys);
+	if (remaining)
+		*remaining = total - n;
+	return err;
+}
+
+static int write_peers(const struct ph_instance *inst, __u32 slot,
+		       const struct ph_policy *pol)
+{
+	for (int i = 0; i < pol->npeer_entries; i++) {
+		struct ph_peer_key key = pol->peer_entries[i].key;
+
+		key.slot = (__u8)slot;
+		if (bpf_map_update_elem(inst->fd[PH_MAP_PEERS], &key,
+					&pol->peer_entries[i].val, BPF_ANY))
+			return -errno;
+	}
+	return 0;
+}
+
+static int check_limits(const struct ph_instance *inst,
+			const struct ph_policy *pol, __u32 other_peers)
+{
+	__u32 peer_cap = inst->max_entries[PH_MAP_PEERS];
+
+	if (pol->nrules > PH_MAX_RULES || pol->nservices > PH_MAX_RULES) {
+		pr_warn("%s: %d rules from %d services; at most %d fit, so merge services",
+			pol->path, pol->nrules, pol->nservices, PH_MAX_RULES);
+		return PH_EXIT_USER;
+	}
+	if ((__u64)pol->npeer_entries + other_peers > peer_cap) {
+		pr_warn("%s: %d peer prefixes do not fit next to the %u of the policy in force (room for %u); use wider prefixes",
+			pol->path, pol->npeer_entries, other_peers, peer_cap);
+		return PH_EXIT_USER;
+	}
+	return PH_EXIT_OK;
+}
+
+static int write_failed(const char *what, int err)
+{
+	pr_warn("cannot write the policy (%s): %s; the previous policy stays in force",
+		what, strerror(-err));
+	return PH_EXIT_ENV;
+}
+
+int ph_policy_install(struct ph_instance *inst, const struct ph_policy *pol,
+		      __u32 *generation)
+{
+	struct ph_view v;
+	struct ph_slot_meta meta = {};
+	struct ph_state st;
+	char abs[PATH_MAX];
+	__u32 slot, old, key, others = 0;
+	int err, r;
+
+	err = ph_view_read(inst, &v);
+	if (err)
+		return write_failed("reading state", err);
+	old = v.st.active_slot;
+	slot = old ? 0 : 1;
+
+	/* The inactive slot is ours: clear what a failed earlier write may
+	 * have left there, then count what the policy in force holds. */
+	err = clear_peers(inst, slot, &others);
+	if (err)
+		return write_failed("peers", err);
+	r = check_limits(inst, pol, others);
+	if (r)
+		return r;
+	err = write_ports(inst, slot, pol);
+	if (err)
+		return write_failed("ports", err);
+	err = write_rules(inst, slot, pol, v.meta[slot].nrules);
+	if (err)
+		return write_failed("rules", err);
+	err = write_names(inst, slot, pol);
+	if (err)
+		return write_failed("service_names", err);
+	err = write_peers(inst, slot, pol);
+	if (err) {
+		clear_peers(inst, slot, NULL);
+		return write_failed("peers", err);
+	}
+
+	st = v.st;
+	st.generation = v.st.generation + 1;
+	ph_policy_slot_meta(pol, &meta);
+	meta.generation = st.generation;
+	meta.loaded_ns = ph_now_ns();
+	key = slot;
+	if (bpf_map_update_elem(inst->fd[PH_MAP_SLOT_META], &key, &meta,
+				BPF_ANY))
+		return write_failed("slot_meta", -errno);
+
+	/* The flip: one write of state[0]; a packet sees one whole policy. */
+	st.active_slot = slot;
+	memset(st.policy, 0, sizeof(st.policy));
+	ph_strlcpy(st.policy, realpath(pol->path, abs) ? abs : pol->path,
+		   sizeof(st.policy));
+	key = 0;
+	if (bpf_map_update_elem(inst->fd[PH_MAP_STATE], &key, &st, BPF_ANY))
+		return write_failed("state", -errno);
+
+	err = clear_peers(inst, old, NULL);
+	if (err)
+		pr_debug("cannot clear the peers of the old slot %u: %s", old,
+			 strerror(-err));
+	pr_debug("policy %s installed in slot %u, generation %u", st.policy,
+		 slot, st.generation);
+	if (generation)
+		*generation = st.generation;
+	return PH_EXIT_OK;
+}
+
+/* ------------------------------------------------------------- reading */
+
+int ph_counters_read(const struct ph_instance *inst, struct ph_counter *sum)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	struct ph_counter *per;
+
+	memset(sum, 0, sizeof(*sum) * PH_COUNTER_ENTRIES);
+	if (ncpu <= 0)
+		return ncpu ? ncpu : -EINVAL;
+	per = calloc((size_t)ncpu, sizeof(*per));
+	if (!per)
+		return -ENOMEM;
+	for (__u32 k = 0; k < PH_COUNTER_ENTRIES; k++) {
+		if (bpf_map_lookup_elem(inst->fd[PH_MAP_COUNTERS], &k, per))
+			continue;
+		for (int c = 0; c < ncpu; c++) {
+			sum[k].packets += per[c].packets;
+			sum[k].bytes += per[c].bytes;
+		}
+	}
+	free(per);
+	return 0;
+}
+
+int ph_map_count(int fd, size_t key_size, __u64 *count)
+{
+	char key[128], next[128];
+	bool first = true;
+
+	*count = 0;
+	if (fd < 0 || key_size > sizeof(key))
+		return -EINVAL;
+	while (!bpf_map_get_next_key(fd, first ? NULL : key, next)) {
+		first = false;
+		memcpy(key, next, key_size);
+		(*count)++;
+	}
+	return 0;
+}
+
+static int foreach_in(int fd, __u32 max, bool half_open, ph_flow_fn fn,
+		      void *ctx)
+{
+	struct ph_flow_key key, next;
+	struct ph_flow flow;
+	bool first = true;
+	__u64 seen = 0;
+	int r;
+
+	/* Entries come and go while we walk: bound the walk. */
+	while (seen++ < 2ull * max + 16 &&
+	       !bpf_map_get_next_key(fd, first ? NULL : &key, &next)) {
+		first = false;
+		key = next;
+		if (bpf_map_lookup_elem(fd, &next, &flow))
+			continue;
+		r = fn(&next, &flow, half_open, ctx);
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+int ph_flows_foreach(const struct ph_instance *inst, ph_flow_fn fn, void *ctx)
+{
+	int r = foreach_in(inst->fd[PH_MAP_FLOWS],
+			   inst->max_entries[PH_MAP_FLOWS], false, fn, ctx);
+
+	if (r)
+		return r;
+	return foreach_in(inst->fd[PH_MAP_HALF_OPEN],
+			  inst->max_entries[PH_MAP_HALF_OPEN], true, fn, ctx);
+}
+
+/* The slot whose policy was in force at time t, or -1 if overwritten. */
+static int slot_at(const struct ph_view *v, __u64 t)
+{
+	int best = -1;
+
+	for (int s = 0; s < PH_SLOTS; s++) {
+		if (!v->meta[s].loaded_ns || v->meta[s].loaded_ns > t)
+			continue;
+		if (best < 0 || v->meta[s].loaded_ns > v->meta[best].loaded_ns)
+			best = s;
+	}
+	return best;
+}
+
+void ph_flow_service(const struct ph_instance *inst, const struct ph_view *v,
+		     const struct ph_flow *flow, char *buf, size_t len)
+{
+	struct ph_service_name name = {};
+	struct ph_rule rule;
+	int slot = slot_at(v, flow->created_ns);
+	__u32 key;
+
+	if (!flow->rule) {
+		ph_strlcpy(buf, "-", len);
+		return;
+	}
+	if (slot < 0 || flow->rule > v->meta[slot].nrules) {
+		ph_strlcpy(buf, "?", len);
+		return;
+	}
+	key = (__u32)slot * PH_MAX_RULES + flow->rule - 1u;
+	if (bpf_map_lookup_elem(inst->fd[PH_MAP_RULES], &key, &rule)) {
+		ph_strlcpy(buf, "?", len);
+		return;
+	}
+	key = (__u32)slot * PH_MAX_RULES + rule.service;
+	if (bpf_map_lookup_elem(inst->fd[PH_MAP_SERVICE_NAMES], &key, &name) ||
+	    !name.name[0]) {
+		snprintf(buf, len, "rule %u", flow->rule - 1u);
+		return;
+	}
+	name.name[sizeof(name.name) - 1] = '\0';
+	ph_strlcpy(buf, name.name, len);
+}

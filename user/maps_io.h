@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Reading and writing the pinned maps of an instance: install a compiled
+ * policy into the inactive slot and flip to it with one write; read
+ * counters, flows and fill levels for status/stats/flows.
+ */
+#ifndef PH_USER_MAPS_IO_H
+#define PH_USER_MAPS_IO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <linux/types.h>
+#include <pinhole/pinhole.h>
+
+#include "loader.h"
+#include "policy.h"
+
+/* Policy state as the kernel sees it. */
+struct ph_view {
+	struct ph_state st;
+	struct ph_slot_meta meta[PH_SLOTS];
+};
+
+/* Returns 0 or -errno. */
+int ph_view_read(const struct ph_instance *inst, struct ph_view *v);
+
+/* Write pol into the inactive slot (ports, rules, service names, peers,
+ * slot_meta), then flip state[0] in one write, then drop the old slot's
+ * peers. Flows are untouched. Returns a PH_EXIT_* code after a message;
+ * on error the old policy stays in force. */
+int ph_policy_install(struct ph_instance *inst, const struct ph_policy *pol,
+		      __u32 *generation);
+
+/* counters summed over CPUs into sum[PH_COUNTER_ENTRIES]. 0 or -errno. */
+int ph_counters_read(const struct ph_instance *inst, struct ph_counter *sum);
+
+/* Number of entries of a hash/LRU map. 0 or -errno. */
+int ph_map_count(int fd, size_t key_size, __u64 *count);
+
+typedef int (*ph_flow_fn)(const struct ph_flow_key *key,
+			  const struct ph_flow *flow, bool half_open,
+			  void *ctx);
+/* Calls fn for every entry of flows, then of half_open; stops early if fn
+ * returns non-zero. 0 or -errno. */
+int ph_flows_foreach(const struct ph_instance *inst, ph_flow_fn fn, void *ctx);
+
+/* Name of the service that admitted the flow, per the policy that was in
+ * force when it was created: "-" (none recorded) or "?" (that policy has
+ * since been overwritten). */
+void ph_flow_service(const struct ph_instance *inst, const struct ph_view *v,
+		     const struct ph_flow *flow, char *buf, size_t len);
+
+#endif /* PH_USER_MAPS_IO_H */
