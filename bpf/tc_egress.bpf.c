@@ -25,12 +25,10 @@ __u64 ph_clock_offset_ns = 0;
 
 static __always_inline __u32 egress_echo_request(const struct ph_pkt *p,
 						 const struct ph_policy *pol,
-						 __u64 now)
+						 struct ph_clock *clk)
 {
 	struct ph_flow_key k;
 	struct ph_flow f = {
-		.created_ns = now,
-		.last_seen_ns = now,
 		.state = PH_FS_ESTABLISHED,
 		.origin = PH_FO_OUTBOUND,
 		.flags = PH_FF_INIT_OUT,
@@ -42,12 +40,16 @@ static __always_inline __u32 egress_echo_request(const struct ph_pkt *p,
 	ph_flow_key_echo(&k, p);
 	/* ping sends one request a second on the same identifier: refresh
 	 * the entry rather than rewrite it. */
-	if (!ph_flows_hit(&k, p, PH_DIR_OUT, now))
+	if (!ph_flows_hit(&k, p, PH_DIR_OUT, clk)) {
+		f.created_ns = f.last_seen_ns = ph_clock_ns(clk);
+		f.checked_jiffies = bpf_jiffies64();
 		bpf_map_update_elem(&flows, &k, &f, BPF_ANY);
+	}
 	return PH_R_PASS_ICMP_ECHO;
 }
 
-static __always_inline __u32 egress_icmp(const struct ph_pkt *p, __u64 now)
+static __always_inline __u32 egress_icmp(const struct ph_pkt *p,
+					 struct ph_clock *clk)
 {
 	struct ph_policy pol;
 
@@ -60,7 +62,7 @@ static __always_inline __u32 egress_icmp(const struct ph_pkt *p, __u64 now)
 	case PH_ICMP_ECHO_REQ:
 		if (ph_policy_get(&pol))
 			return ph_fail_reason();
-		return egress_echo_request(p, &pol, now);
+		return egress_echo_request(p, &pol, clk);
 	case PH_ICMP_ECHO_REPLY:
 		if (ph_policy_get(&pol))
 			return ph_fail_reason();
@@ -72,7 +74,8 @@ static __always_inline __u32 egress_icmp(const struct ph_pkt *p, __u64 now)
 }
 
 static __always_inline __u32 egress_policy(const struct ph_flow_key *k,
-					   const struct ph_pkt *p, __u64 now)
+					   const struct ph_pkt *p,
+					   struct ph_clock *clk)
 {
 	struct ph_policy pol;
 	__u16 rflags = 0;
@@ -114,36 +117,36 @@ static __always_inline __u32 egress_policy(const struct ph_flow_key *k,
 	    ph_pkt_opens(p))
 		ph_half_open_add(k, PH_FO_OUTBOUND,
 				 PH_FF_INIT_OUT | ph_rule_flow_flags(rflags),
-				 v, 0, now);
+				 v, 0, clk);
 	return reason;
 }
 
 static __always_inline __u32 egress_verdict(const struct ph_pkt *p)
 {
 	__u32 session = 0, reason;
+	struct ph_clock clk = {};
 	struct ph_flow_key k;
-	__u64 now = ph_now();
 	int exp = PH_EXP_NONE;
 
 	if (p->frag == PH_FRAG_LATER)
-		return ph_frag_verdict(p, now);
+		return ph_frag_verdict(p, ph_clock_ns(&clk));
 	if (p->is_icmp)
-		return egress_icmp(p, now);
+		return egress_icmp(p, &clk);
 	if (p->proto != IPPROTO_TCP && p->proto != IPPROTO_UDP)
 		return ph_other_l4_verdict(PH_DIR_OUT);
 
 	ph_flow_key_init(&k, p, PH_DIR_OUT);
-	if (ph_flows_hit(&k, p, PH_DIR_OUT, now))
+	if (ph_flows_hit(&k, p, PH_DIR_OUT, &clk))
 		return PH_R_PASS_FLOW;
-	reason = ph_half_open_hit(&k, p, PH_DIR_OUT, now);
+	reason = ph_half_open_hit(&k, p, PH_DIR_OUT, &clk);
 	if (reason != PH_CONTINUE)
 		return reason;
 
 	if (ph_pkt_opens(p)) {
-		exp = ph_expect_take(&k, PH_DIR_OUT, now, &session);
+		exp = ph_expect_take(&k, PH_DIR_OUT, &clk, &session);
 		if (exp == PH_EXP_TAKEN) {
 			ph_half_open_add(&k, PH_FO_EXPECT, PH_FF_INIT_OUT, 0,
-					 session, now);
+					 session, &clk);
 			return PH_R_PASS_EXPECT;
 		}
 	}
@@ -152,7 +155,7 @@ static __always_inline __u32 egress_verdict(const struct ph_pkt *p)
 	    p->sport == bpf_htons(ph_cfg.failsafe_port))
 		return PH_R_PASS_FAILSAFE;
 
-	reason = egress_policy(&k, p, now);
+	reason = egress_policy(&k, p, &clk);
 	if (exp == PH_EXP_SPENT && PH_REASON_IS_DROP(reason) &&
 	    reason != PH_R_DROP_FAIL_CLOSED)
 		reason = PH_R_DROP_EXPECT_SPENT;
@@ -175,24 +178,43 @@ static __always_inline int record_verdict(struct __sk_buff *skb, __u32 dir,
 	return PH_REASON_IS_DROP(reason) ? TC_ACT_SHOT : TC_ACT_OK;
 }
 
-SEC("tc")
-int pinhole_tc(struct __sk_buff *skb)
+/*
+ * A real function (not inlined) because it runs twice when a pull is
+ * needed: one copy of the parser in the program instead of two.
+ */
+#define PH_NEED_PULL (PH_R_MAX + 1)
+
+static __attribute__((noinline)) __u32 tc_parse(struct __sk_buff *skb,
+						struct ph_pkt *p, int may_pull)
 {
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
-	struct ph_pkt pkt = {};
 	__u32 reason;
 
-	reason = ph_parse(data, data_end, skb->len, &pkt, 0);
-	/* Locally built packets keep their headers linear; anything else
-	 * (e.g. from a tunnel or a forwarded GRO packet) is pulled once. */
-	if (ph_parse_short(reason) && skb->len > data_end - data) {
+	reason = ph_parse(data, data_end, skb->len, p, 0);
+	if (may_pull && ph_parse_short(reason) && skb->len > data_end - data)
+		return PH_NEED_PULL;
+	return reason;
+}
+
+SEC("tc")
+int pinhole_tc(struct __sk_buff *skb)
+{
+	struct ph_pkt pkt;
+	__u32 reason;
+
+	/*
+	 * Locally built packets keep their headers linear, so one parse
+	 * normally suffices. If parsing ran past the linear part of a longer
+	 * packet (paged headers, e.g. from a tunnel or a forwarded GRO
+	 * packet), pull the headers once and parse again. Pulling only then
+	 * matters: it unclones the skb, and TCP's are always clones.
+	 */
+	reason = tc_parse(skb, &pkt, 1);
+	if (reason == PH_NEED_PULL) {
 		bpf_skb_pull_data(skb, skb->len < PH_PULL_LEN ? skb->len :
 								PH_PULL_LEN);
-		data = (void *)(long)skb->data;
-		data_end = (void *)(long)skb->data_end;
-		__builtin_memset(&pkt, 0, sizeof(pkt));
-		reason = ph_parse(data, data_end, skb->len, &pkt, 0);
+		reason = tc_parse(skb, &pkt, 0);
 	}
 	if (reason == PH_CONTINUE) {
 		reason = egress_verdict(&pkt);

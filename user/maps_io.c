@@ -262,7 +262,8 @@ int ph_policy_install(struct ph_instance *inst, const struct ph_policy *pol,
 	st.generation = v.st.generation + 1;
 	ph_policy_slot_meta(pol, &meta);
 	meta.generation = st.generation;
-	meta.loaded_ns = ph_now_ns();
+	/* The datapath stamps flows with the coarse clock: comparable. */
+	meta.loaded_ns = ph_now_coarse_ns();
 	key = slot;
 	if (bpf_map_update_elem(inst->fd[PH_MAP_SLOT_META], &key, &meta,
 				BPF_ANY))

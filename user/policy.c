@@ -1107,11 +1107,45 @@ static void adopt_parent(struct parser *p, int child, unsigned int l4_mask,
 	}
 }
 
-/* The new service s (index idx) against every earlier one. */
+/* Why s (new) and o (earlier) cannot share ports, as an error. */
+static int overlap_error(struct parser *p, const struct ph_service *s,
+			 const struct ph_service *o, const struct overlap *ov,
+			 unsigned int shared, int table, bool identical)
+{
+	char where[128], ports[64];
+
+	if (identical)
+		fmt_ports(s, ports, sizeof(ports));
+	else if (ov->lo == ov->hi)
+		snprintf(ports, sizeof(ports), "%u", ov->lo);
+	else
+		snprintf(ports, sizeof(ports), "%u-%u", ov->lo, ov->hi);
+	fmt_where(where, sizeof(where), shared, table, ports);
+	if ((s->flags | o->flags) & PH_RF_FTPS_RANGE)
+		return perr(p, ov->col,
+			    "service \"%s\" overlaps service \"%s\" (line %d) on %s: an ftps-range cannot share ports with another service; split the range around them",
+			    s->name, o->name, o->line, where);
+	if (identical && s->action == o->action)
+		return perr(p, ov->col,
+			    "service \"%s\" duplicates service \"%s\" (line %d) on %s: merge their peer lists",
+			    s->name, o->name, o->line, where);
+	if (identical)
+		return perr(p, ov->col,
+			    "service \"%s\" contradicts service \"%s\" (line %d): both match %s, one allows and one denies",
+			    s->name, o->name, o->line, where);
+	return perr(p, ov->col,
+		    "service \"%s\" partly overlaps service \"%s\" (line %d) on %s: make one contain the other, or make them disjoint",
+		    s->name, o->name, o->line, where);
+}
+
+/*
+ * The new service s (index idx) against every earlier one of its table:
+ * disjoint or strictly nested is fine (the narrower wins), anything else is
+ * an error. An ftps-range shares ports with nothing.
+ */
 static int check_overlaps(struct parser *p, struct ph_service *s, int idx)
 {
 	struct svc_extra *x = &p->sx[idx];
-	char where[128], b[32];
 	int j;
 
 	for (j = 0; j < idx; j++) {
@@ -1126,36 +1160,16 @@ static int check_overlaps(struct parser *p, struct ph_service *s, int idx)
 		intersect(s, o, &ov);
 		if (!ov.inter)
 			continue;
-		if (ov.lo == ov.hi)
-			snprintf(b, sizeof(b), "%u", ov.lo);
-		else
-			snprintf(b, sizeof(b), "%u-%u", ov.lo, ov.hi);
-		fmt_where(where, sizeof(where), shared, x->table, b);
-		if ((s->flags | o->flags) & PH_RF_FTPS_RANGE)
-			return perr(p, ov.col,
-				    "service \"%s\" overlaps service \"%s\" (line %d) on %s: an ftps-range cannot share ports with another service; split the range around them",
-				    s->name, o->name, o->line, where);
-		if (ov.inter == x->count && ov.inter == ox->count) {
-			char all[64];
-
-			fmt_ports(s, all, sizeof(all));
-			fmt_where(where, sizeof(where), shared, x->table, all);
-			if (s->action == o->action)
-				return perr(p, ov.col,
-					    "service \"%s\" duplicates service \"%s\" (line %d) on %s: merge their peer lists",
-					    s->name, o->name, o->line, where);
-			return perr(p, ov.col,
-				    "service \"%s\" contradicts service \"%s\" (line %d): both match %s, one allows and one denies",
-				    s->name, o->name, o->line, where);
-		}
+		if (((s->flags | o->flags) & PH_RF_FTPS_RANGE) ||
+		    (ov.inter != x->count && ov.inter != ox->count) ||
+		    (ov.inter == x->count && ov.inter == ox->count))
+			return overlap_error(p, s, o, &ov, shared, x->table,
+					     ov.inter == x->count &&
+						     ov.inter == ox->count);
 		if (ov.inter == x->count)
 			adopt_parent(p, idx, shared, j);
-		else if (ov.inter == ox->count)
-			adopt_parent(p, j, shared, idx);
 		else
-			return perr(p, ov.col,
-				    "service \"%s\" partly overlaps service \"%s\" (line %d) on %s: make one contain the other, or make them disjoint",
-				    s->name, o->name, o->line, where);
+			adopt_parent(p, j, shared, idx);
 	}
 	return 0;
 }
@@ -1252,6 +1266,8 @@ static int add_service(struct parser *p, struct svc_parse *sp)
 
 	if (grow_services(p, s->col))
 		return -1;
+	if (check_limits(p, sp)) /* before sorting: blame ranges in written order */
+		return -1;
 	x = &p->sx[idx];
 	qsort(s->ranges, (size_t)s->nranges, sizeof(*s->ranges), cmp_range);
 	x->table = table_of(s->dir, s->match_sport);
@@ -1260,7 +1276,7 @@ static int add_service(struct parser *p, struct svc_parse *sp)
 	x->max = s->ranges[s->nranges - 1].hi;
 	for (l4 = 0; l4 < PH_L4_MAX; l4++)
 		x->parent[l4] = -1;
-	if (check_limits(p, sp) || check_overlaps(p, s, idx) ||
+	if (check_overlaps(p, s, idx) ||
 	    store_peers(p, sp, idx))
 		return -1;
 	p->nrules += s->nranges * __builtin_popcount(s->l4_mask);

@@ -37,6 +37,14 @@ __u64 ph_now_ns(void)
 	return (__u64)ts.tv_sec * 1000000000ull + (__u64)ts.tv_nsec;
 }
 
+__u64 ph_now_coarse_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (__u64)ts.tv_sec * 1000000000ull + (__u64)ts.tv_nsec;
+}
+
 void ph_fmt_duration(__u64 ns, char *buf, size_t len)
 {
 	__u64 s = ns / 1000000000ull;

@@ -25,6 +25,8 @@ enum ph_exit {
 void ph_strlcpy(char *dst, const char *src, size_t len);
 
 __u64 ph_now_ns(void); /* CLOCK_MONOTONIC, the clock of bpf_ktime_get_ns */
+/* CLOCK_MONOTONIC_COARSE: bpf_ktime_get_coarse_ns, which stamps flows. */
+__u64 ph_now_coarse_ns(void);
 
 /* "42s", "5m03s", "2h04m", "3d02h". */
 void ph_fmt_duration(__u64 ns, char *buf, size_t len);

@@ -58,13 +58,30 @@ struct ph_icmphdr {
 #define PH_CONTINUE ((__u32)PH_R_MAX)
 
 /*
- * The coarse clock is a plain memory read (no TSC access), and its tick
- * resolution is plenty for timeouts counted in seconds. It counts on
- * CLOCK_MONOTONIC's base, like the deadlines userspace writes.
+ * The coarse clock: tick resolution is plenty for timeouts counted in
+ * seconds, and it counts on CLOCK_MONOTONIC's base like the deadlines
+ * userspace writes. It is still a helper call, so a packet reads it at most
+ * once and only on a path that needs it (struct ph_clock); the established
+ * fast path usually needs no clock at all (ph_flow_use()).
  */
 static __always_inline __u64 ph_now(void)
 {
 	return bpf_ktime_get_coarse_ns() + ph_clock_offset_ns;
+}
+
+struct ph_clock {
+	__u64 ns; /* 0: not read yet */
+};
+
+static __always_inline __u64 ph_clock_ns(struct ph_clock *c)
+{
+	if (!c->ns) {
+		/* Keeps clang from hoisting the helper call to where every
+		 * path, needing it or not, would pay for it. */
+		asm volatile("" ::: "memory");
+		c->ns = ph_now();
+	}
+	return c->ns;
 }
 
 /* A ph_cfg timeout in ns; 0 in the configuration means "the default". */

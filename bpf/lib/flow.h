@@ -51,23 +51,40 @@ static __always_inline __u64 ph_flow_timeout_ns(const struct ph_flow *f,
 }
 
 /*
+ * bpf_jiffies64() is inlined by the JIT (one load), the ns clock is a
+ * helper call: an entry found alive less than PH_RECHECK_JIFFIES ago
+ * (at most 1 s, HZ >= 100) is taken as alive without reading the clock.
+ * Every idle timeout is longer than that, so a timeout is enforced to
+ * within a second, and last_seen moves at most once per recheck: a store
+ * per packet would bounce the entry's cache line between CPUs for nothing.
+ * Tests move ph_clock_offset_ns instead of jiffies, so a non-zero offset
+ * always takes the precise path.
+ */
+#define PH_RECHECK_JIFFIES 100
+
+/*
  * A packet hit @f in flows. Returns 1 if the entry was live (the packet
  * passes), 0 if it had idled out (deleted; the packet is judged afresh).
- *
- * last_seen is rewritten at most once a second: a store per packet would
- * bounce the entry's cache line between CPUs for no gain at second-level
- * timeouts.
  */
 static __always_inline int ph_flow_use(struct ph_flow *f,
 				       const struct ph_flow_key *k,
 				       const struct ph_pkt *p, int dir,
-				       __u64 now)
+				       struct ph_clock *clk)
 {
 	__u8 fin_me = dir == PH_DIR_IN ? PH_FF_FIN_IN : PH_FF_FIN_OUT;
+	__u32 j = bpf_jiffies64();
+	__u64 now;
 
-	if (ph_older_than(now, f->last_seen_ns, ph_flow_timeout_ns(f, k->proto))) {
-		bpf_map_delete_elem(&flows, k);
-		return 0;
+	if (j - f->checked_jiffies >= PH_RECHECK_JIFFIES ||
+	    ph_clock_offset_ns) {
+		now = ph_clock_ns(clk);
+		if (ph_older_than(now, f->last_seen_ns,
+				  ph_flow_timeout_ns(f, k->proto))) {
+			bpf_map_delete_elem(&flows, k);
+			return 0;
+		}
+		f->last_seen_ns = now;
+		f->checked_jiffies = j;
 	}
 	if (p->proto == IPPROTO_TCP &&
 	    (p->tcp_flags & (PH_TCP_RST | PH_TCP_FIN))) {
@@ -78,24 +95,24 @@ static __always_inline int ph_flow_use(struct ph_flow *f,
 		if (!(f->flags & fin_me)) {
 			f->flags |= fin_me;
 			if ((f->flags & (PH_FF_FIN_IN | PH_FF_FIN_OUT)) ==
-			    (PH_FF_FIN_IN | PH_FF_FIN_OUT))
+			    (PH_FF_FIN_IN | PH_FF_FIN_OUT)) {
+				/* The closing timeout runs from here. */
 				f->state = PH_FS_CLOSING;
-			f->last_seen_ns = now;
-			return 1;
+				f->last_seen_ns = ph_clock_ns(clk);
+				f->checked_jiffies = j;
+			}
 		}
 	}
-	if (ph_older_than(now, f->last_seen_ns, PH_NSEC_PER_SEC))
-		f->last_seen_ns = now;
 	return 1;
 }
 
 static __always_inline int ph_flows_hit(const struct ph_flow_key *k,
 					const struct ph_pkt *p, int dir,
-					__u64 now)
+					struct ph_clock *clk)
 {
 	struct ph_flow *f = bpf_map_lookup_elem(&flows, k);
 
-	return f && ph_flow_use(f, k, p, dir, now);
+	return f && ph_flow_use(f, k, p, dir, clk);
 }
 
 /*
@@ -107,8 +124,9 @@ static __always_inline int ph_flows_hit(const struct ph_flow_key *k,
 static __always_inline void ph_half_open_add(const struct ph_flow_key *k,
 					     __u8 origin, __u8 flags,
 					     __u16 rule, __u32 session,
-					     __u64 now)
+					     struct ph_clock *clk)
 {
+	__u64 now = ph_clock_ns(clk);
 	struct ph_flow f = {
 		.created_ns = now,
 		.last_seen_ns = now,
@@ -129,6 +147,7 @@ static __always_inline void ph_promote(const struct ph_flow_key *k,
 
 	f.state = PH_FS_ESTABLISHED;
 	f.last_seen_ns = now;
+	f.checked_jiffies = bpf_jiffies64();
 	bpf_map_update_elem(&flows, k, &f, BPF_ANY);
 	bpf_map_delete_elem(&half_open, k);
 }
@@ -144,13 +163,15 @@ static __always_inline void ph_promote(const struct ph_flow_key *k,
  */
 static __always_inline __u32 ph_half_open_hit(const struct ph_flow_key *k,
 					      const struct ph_pkt *p, int dir,
-					      __u64 now)
+					      struct ph_clock *clk)
 {
 	struct ph_flow *f = bpf_map_lookup_elem(&half_open, k);
 	int is_reply;
+	__u64 now;
 
 	if (!f)
 		return PH_CONTINUE;
+	now = ph_clock_ns(clk);
 	if (ph_older_than(now, f->created_ns,
 			  PH_CFG_TIMEOUT_NS(half_open_timeout_s,
 					    PH_HALF_OPEN_TIMEOUT_S))) {
@@ -190,7 +211,8 @@ enum ph_expect_res {
 };
 
 static __always_inline int ph_expect_take(const struct ph_flow_key *k,
-					  int dir, __u64 now, __u32 *session)
+					  int dir, struct ph_clock *clk,
+					  __u32 *session)
 {
 	struct ph_flow_key ek = *k;
 	struct ph_expect *e;
@@ -208,10 +230,10 @@ static __always_inline int ph_expect_take(const struct ph_flow_key *k,
 		e = bpf_map_lookup_elem(&expect, &ek);
 		if (!e || e->dir != dir)
 			continue;
-		if ((__s64)(e->deadline_ns - now) > 0) {
+		if ((__s64)(e->deadline_ns - ph_clock_ns(clk)) > 0) {
 			__u32 s = e->session;
 
-			if (1) {
+			if (bpf_map_delete_elem(&expect, &ek) == 0) {
 				*session = s;
 				return PH_EXP_TAKEN;
 			}

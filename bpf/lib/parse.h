@@ -439,6 +439,12 @@ static __always_inline __u32 ph_parse(void *data, void *data_end, __u32 len,
 	__be16 proto = 0;
 	__u32 reason;
 
+	/* Only what every later stage may read before parsing sets it;
+	 * zeroing the whole struct would cost the fast path. */
+	p->frag = PH_FRAG_NONE;
+	p->is_icmp = 0;
+	p->quoted_ok = 0;
+	p->tcp_flags = 0;
 	reason = ph_parse_eth(&c, &proto);
 	if (reason != PH_CONTINUE)
 		return reason;

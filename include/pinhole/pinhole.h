@@ -248,7 +248,8 @@ struct ph_flow {
 	__u16 rule;  /* rule index + 1 that admitted it (0: none) */
 	__u16 pad1;
 	__u32 session; /* FTP session id for control and data flows */
-	__u32 pad2;
+	__u32 checked_jiffies; /* datapath-private (low 32 bits of jiffies at
+				* the last timeout check); userspace writes 0 */
 };
 
 /* Idle timeouts (load-time configurable through struct ph_load_cfg). */

@@ -11,6 +11,9 @@
 # Two namespaces phc-a <-> phc-b joined by phc0/phc1; the CLI runs in phc-b
 # through nsenter (ip netns exec would hide the root bpffs). Own pin dirs
 # /sys/fs/bpf/ph-cli-test and ph-cli-test2. Exit: 0 pass, 77 skip, 1 fail.
+
+# Helpers below are called through check/expect: not unreachable.
+# shellcheck disable=SC2317
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -28,7 +31,7 @@ skip() {
 }
 
 [ "$(id -u)" = 0 ] || skip "needs root (namespaces, XDP, bpffs)"
-for b in ip tc bpftool nsenter setpriv python3 timeout; do
+for b in ip tc bpftool nsenter setpriv python3 timeout flock; do
 	command -v "$b" >/dev/null || skip "needs $b"
 done
 [ -x "$BIN" ] || {
@@ -109,12 +112,14 @@ tc_empty() { [ -z "$(tc -n "$NSB" filter show dev "$1" egress 2>/dev/null)" ]; }
 no_pins() { [ ! -e "$1" ]; }
 gen_of() { ph status -j >"$TMP/st.json" 2>/dev/null && json "$TMP/st.json" 'd["generation"]'; }
 
-# A TCP connect from phc-a: 0 if the handshake completes within 2 s.
-connect() { in_a timeout 3 python3 -c '
-import socket, sys
+# A TCP connect from phc-a: 0 if the handshake completes within 2 s; the
+# connection is then held open for ${2:-0} seconds.
+connect() { in_a timeout $((3 + ${2:-0})) python3 -c '
+import socket, sys, time
 s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=2)
 s.sendall(b"hello\n")
-s.close()' "$B4" "$1" 2>/dev/null; }
+time.sleep(float(sys.argv[3]))
+s.close()' "$B4" "$1" "${2:-0}" 2>/dev/null; }
 
 cleanup() {
 	for p in "${PIDS[@]}"; do
@@ -147,6 +152,9 @@ trap 'exit 1' INT TERM
 
 # ------------------------------------------------------------------ setup
 
+# One run at a time: a second one would share namespaces and pin dirs.
+exec 9>/run/lock/pinhole-test-cli.lock 2>/dev/null || exec 9>/tmp/pinhole-test-cli.lock
+flock -w 600 9 || skip "another test_cli.sh run holds the lock for 10 minutes"
 cleanup_stale
 mount | grep -q ' /sys/fs/bpf type bpf' || mount -t bpf bpf /sys/fs/bpf
 ip netns add "$NSA" && ip netns add "$NSB" &&
@@ -154,10 +162,12 @@ ip netns add "$NSA" && ip netns add "$NSB" &&
 	ip -n "$NSA" addr add "$A4/24" dev "$IFA" &&
 	ip -n "$NSB" addr add "$B4/24" dev "$IFB" &&
 	ip -n "$NSA" link set "$IFA" up && ip -n "$NSB" link set "$IFB" up &&
-	ip -n "$NSA" link set lo up && ip -n "$NSB" link set lo up || {
+	ip -n "$NSA" link set lo up && ip -n "$NSB" link set lo up
+# shellcheck disable=SC2181 # the chain above is one step
+if [ $? != 0 ]; then
 	echo "FAIL: cannot create namespaces $NSA/$NSB"
 	exit 1
-}
+fi
 
 chmod 755 "$TMP"
 POL=$TMP/web.policy
@@ -182,9 +192,15 @@ chmod 644 "$POL" "$POL2" "$BAD"
 # The non-root checks need a binary that user 65534 may execute.
 cp "$BIN" "$TMP/pinhole" && chmod 755 "$TMP/pinhole"
 
-# Listeners on 8080 and 8081 in phc-b (accept and close).
-in_b python3 -c '
-import socket, threading
+# Listeners on 8080 and 8081 in phc-b: read until the client closes.
+# nsenter execs python3 itself, so $! is the listener; it also ends by
+# itself after 10 minutes.
+nsenter --net="/run/netns/$NSB" python3 -c '
+import socket, threading, time
+def drain(c):
+    while c.recv(4096):
+        pass
+    c.close()
 def serve(port):
     s = socket.socket()
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -192,10 +208,10 @@ def serve(port):
     s.listen(64)
     while True:
         c, _ = s.accept()
-        c.close()
-for p in (8081,):
+        threading.Thread(target=drain, args=(c,), daemon=True).start()
+for p in (8080, 8081):
     threading.Thread(target=serve, args=(p,), daemon=True).start()
-serve(8080)' &
+time.sleep(600)' </dev/null >/dev/null 2>&1 &
 PIDS+=($!)
 sleep 0.5
 
@@ -226,7 +242,7 @@ expect 1 "status with no instance -> 1" ph status
 expect_in err 'no pinhole instance' "status says there is no instance"
 expect 1 "unknown interface -> 1" ph attach --policy "$POL" eth9
 expect_in err '^pinhole: eth9: no such interface' "message names the interface"
-no_pins "$PIN" && ok "unknown interface touched nothing" || ko "pins created for an unknown interface"
+check "unknown interface touched nothing (no pins)" no_pins "$PIN"
 expect 1 "attach with a bad policy -> 1" ph attach --policy "$BAD" "$IFB"
 expect_in err "$BAD:2:[0-9]+: error: " "attach prints file:line:col"
 expect 1 "detach with nothing attached -> 1" ph detach "$IFB"
@@ -266,6 +282,9 @@ check "stats -j lists every reason with in/out counters" test \
 	"$(json "$TMP/stats.json" 'all("in" in r and "out" in r for r in d["reasons"]) and len(d["reasons"]) > 20')" = True
 check "stats -j counted the drop" test \
 	"$(json "$TMP/stats.json" '[r["in"]["packets"] for r in d["reasons"] if r["name"] == "drop_policy"][0] > 0')" = True
+connect 8080 4 &
+HOLD=$!
+sleep 0.5
 expect 0 "flows" ph flows
 expect_in out "$B4:8080 +$A4:[0-9]+ .* web" "flows shows the 8080 connection and its service"
 expect 0 "flows -j" ph flows -j
@@ -273,6 +292,7 @@ cp "$TMP/out" "$TMP/flows.json"
 check "flows -j is valid JSON" valid_json "$TMP/flows.json"
 check "flows -j has the 8080 flow (IPv4 printed for v4-mapped)" test \
 	"$(json "$TMP/flows.json" 'any(f["local_port"] == 8080 and f["local_addr"] == "'"$B4"'" and f["service"] == "web" for f in d["flows"])')" = True
+wait "$HOLD"
 
 # ------------------------------------------------------------------- reload
 
@@ -334,6 +354,7 @@ echo "another XDP program on the interface"
 expect 0 "attach through a second pin dir" ph2 attach --policy "$POL" "$IFB"
 expect 1 "attach where another XDP program sits -> 1" ph attach --policy "$POL" "$IFB"
 expect_in err "$IFB: already carries a pinhole XDP program" "message names the other program"
+check "the refused attach left no pins" no_pins "$PIN"
 check "the first instance is untouched" xdp_on "$IFB"
 expect 0 "detach the second instance" ph2 detach --all
 check "second pin dir removed" no_pins "$PIN2"
@@ -381,9 +402,11 @@ check "pins removed" no_pins "$PIN"
 # ---------------------------------------------------------------------- run
 
 echo "run"
-ph run --policy "$POL" "$IFB" >"$TMP/run.out" 2>"$TMP/run.err" &
+# No timeout wrapper here: $! must be pinhole itself (nsenter execs it).
+nsenter --net="/run/netns/$NSB" "$BIN" --pin-dir "$PIN" run --policy "$POL" "$IFB" \
+	>"$TMP/run.out" 2>"$TMP/run.err" &
 RUN=$!
-PIDS+=($RUN)
+PIDS+=("$RUN")
 for _ in $(seq 100); do
 	grep -q ready "$TMP/run.out" && break
 	kill -0 "$RUN" 2>/dev/null || break
@@ -399,7 +422,7 @@ expect 0 "reload while run is in the foreground" ph reload --policy "$POL2"
 kill -TERM "$RUN"
 wait "$RUN"
 rc=$?
-[ "$rc" = 0 ] && ok "run exits 0 on SIGTERM" || ko "run exits 0 on SIGTERM (exit $rc)"
+if [ "$rc" = 0 ]; then ok "run exits 0 on SIGTERM"; else ko "run exits 0 on SIGTERM (exit $rc)"; fi
 check "run: XDP removed" no_xdp "$IFB"
 check "run: TC filter removed" tc_empty "$IFB"
 check "run: pins removed" no_pins "$PIN"

@@ -15,6 +15,7 @@ the targets: PASS/MISS is reported, never turned into a failure.
 """
 import argparse
 import datetime
+import fcntl
 import hashlib
 import json
 import os
@@ -224,10 +225,10 @@ def pinhole_detach(pin_dir, ns):
     run(in_ns(ns) + [PINHOLE, "--pin-dir", pin_dir, "detach", "--all"], check=False)
 
 
-def pinhole_object_only(pin_dir):
+def pinhole_object_only(pin_dir, obj):
     """No usable CLI: load the real object with empty (all-zero) policy maps."""
     pin = os.path.join(pin_dir, "bench_xdp")
-    phperf("load", "--obj", XDP_OBJ, "--pin-root", pin_dir, "--pin-prog", pin)
+    phperf("load", "--obj", obj, "--pin-root", pin_dir, "--pin-prog", pin)
     return pin
 
 
@@ -305,7 +306,7 @@ def part_testrun(env, cfg, tmpdir, res):
         res["notes"].append("pinhole CLI attach failed (%s); " % e)
         if os.path.exists(XDP_OBJ):
             try:
-                target, how = pinhole_object_only(PIN_TR), "object-only"
+                target, how = pinhole_object_only(PIN_TR, cfg.xdp_obj), "object-only"
                 res["notes"][-1] += "measured the object with empty policy maps"
             except RuntimeError as e2:
                 res["notes"][-1] += "object load failed too: %s" % e2
@@ -350,17 +351,24 @@ BLOCKS = {
 
 
 def part_blocks(env, cfg, res):
-    """Cost of the building blocks, as ns above the floor (profiling aid)."""
+    """Cost of the building blocks, as ns above the floor (profiling aid).
+    Minimums: the most repeatable figure for a few-ns difference; the floor
+    program runs first, in the middle and last."""
     d = env.pin_dir(PIN_TR + "-blocks")
     progs = phperf("load", "--obj", MICRO_OBJ, "--pin-root", d, "--pin-all", d)["progs"]
-    out = {}
-    for name in BLOCKS:
-        if name in progs:
-            r = testrun(progs[name], ["est"], cfg)["cases"]["est"]
+    names = [n for n in BLOCKS if n in progs and n != "b_floor"]
+    order = ["b_floor"] + names[:len(names) // 2] + ["b_floor"] + names[len(names) // 2:] + ["b_floor"]
+    out, floors = {}, []
+    for name in order:
+        r = testrun(progs[name], ["est"], cfg)["cases"]["est"]
+        if name == "b_floor":
+            floors.append(r["min_ns"])
+        else:
             out[name] = {"median_ns": r["median_ns"], "min_ns": r["min_ns"]}
-    floor = out.get("b_floor", {}).get("median_ns")
-    for v in out.values():
-        v["above_floor_ns"] = v["median_ns"] - floor if floor is not None else None
+    floor = min(floors)
+    out["b_floor"] = {"min_ns": floor, "runs_min_ns": floors}
+    for k, v in out.items():
+        v["above_floor_ns"] = v["min_ns"] - floor
     res["blocks"] = out
 
 
@@ -369,16 +377,31 @@ def case_ns(prog, case, key="median_ns"):
     return c.get(key) if c and "error" not in c else None
 
 
+def floor_ns(progs, method="repeat", key="median_ns"):
+    """The floor: the bare program's cost does not depend on the packet, so
+    every repeat-method round of it is pooled (less noise than one case)."""
+    bare = progs.get("bare", {}).get("cases", {})
+    if method == "repeat":
+        vals = [v for c in bare.values() if c.get("method") == "repeat"
+                for v in c.get("rounds_ns", [])]
+        if vals:
+            return min(vals) if key == "min_ns" else statistics.median(vals)
+    vals = [c[key] for c in bare.values() if c.get("method") == method and c.get(key) is not None]
+    if not vals:
+        return None
+    return min(vals) if key == "min_ns" else statistics.median(vals)
+
+
 def adjusted(progs, name, case, key="median_ns"):
     """ns/packet of program `name` on `case`; for driven cases the driver's
-    own cost is removed: drive(prog) - drive(bare) + bare(est)."""
+    own cost is removed: drive(prog) - drive(bare) + floor."""
     v = case_ns(progs.get(name), case, key)
     if v is None:
         return None
     if progs[name]["cases"][case]["method"] != "drive":
         return v
     drv_bare = case_ns(progs.get("bare"), case, key)
-    floor = case_ns(progs.get("bare"), "est", key) or case_ns(progs.get("bare"), "denied", key)
+    floor = floor_ns(progs, "repeat", key)
     if drv_bare is None or floor is None:
         return None
     return max(v - drv_bare + floor, 0.0)
@@ -397,8 +420,8 @@ def summarize_testrun(res):
         row["observed"] = max(c["reasons"], key=c["reasons"].get) if c.get("reasons") else None
         row["path_ok"] = c.get("path_ok")
         row["expected"] = progs["bare"]["cases"][case].get("expected_reason")
-        ph, b, xf, xt = (row[n]["median_ns"] for n in
-                         ("pinhole", "bare", "xdp-filter", "xdp-filter-tcp"))
+        ph, xf, xt = (row[n]["median_ns"] for n in ("pinhole", "xdp-filter", "xdp-filter-tcp"))
+        b = floor_ns(progs, "single" if row["method"] == "single" else "repeat")
         row["pinhole_vs_bare"] = ph / b if ph and b else None
         row["xdp_filter_vs_pinhole"] = xf / ph if ph and xf else None
         row["xdp_filter_tcp_vs_pinhole"] = xt / ph if ph and xt else None
@@ -409,6 +432,8 @@ def summarize_testrun(res):
             row["verdicts_agree"] = a == z if a is not None and z is not None else None
         rows.append(row)
     res["testrun"]["summary"] = rows
+    res["testrun"]["floor"] = {m: {"median_ns": floor_ns(progs, m), "min_ns": floor_ns(progs, m, "min_ns")}
+                               for m in ("repeat", "single")}
 
 
 # ---------------------------------------------------------------------------
@@ -495,8 +520,8 @@ def part_live(env, cfg, tmpdir, res):
     xf_ok, xf_why = xdp_filter_available()
     if not xf_ok or cfg.no_xdp_filter:
         res["notes"].append("live: xdp-filter not measured: " + (xf_why or "skipped"))
-    have_nft = shutil.which("nft") is not None and not cfg.smoke
-    if not have_nft and not cfg.smoke:
+    have_nft = shutil.which("nft") is not None
+    if not have_nft:
         res["notes"].append("live: nftables not measured (nft missing)")
 
     def xdp_set(pin=None):
@@ -557,6 +582,9 @@ def part_live(env, cfg, tmpdir, res):
                 rr[name] = {"receiver": name, "error": str(e)}
                 if name == "bare":
                     raise HarnessError("live run into the bare receiver failed: %s" % e)
+            if name == "bare" and rr[name]["dropped_pps"] < 1000:
+                raise HarnessError("the generator delivered nothing to the bare receiver "
+                                   "(%.0f pps)" % rr[name]["dropped_pps"])
         live["rounds"].append(rr)
     summarize_live(res)
 
@@ -642,11 +670,17 @@ def part_scale(env, cfg, tmpdir, res):
         log("3. scaling: %d rules" % n)
         text = rules_policy(n)
         try:
-            if i == 0:
-                pid, pin = pinhole_attach(env, PIN_SC, NS_TR, "phb-s0", text, tmpdir, "rules")
+            if i > 0:
+                try:
+                    pinhole_reload(PIN_SC, NS_TR, text, tmpdir, "rules%d" % n)
+                except RuntimeError as e:
+                    res["notes"].append("scaling: reload failed (%s); re-attached instead" % e)
+                    pinhole_detach(PIN_SC, NS_TR)
+                    pin = None
+            if pin is None:
+                pid, pin = pinhole_attach(env, PIN_SC, NS_TR, "phb-s0", text, tmpdir,
+                                          "rules%d" % n)
                 pin = pin or pid
-            else:
-                pinhole_reload(PIN_SC, NS_TR, text, tmpdir, "rules%d" % n)
         except RuntimeError as e:
             sc["rules"].append({"rules": n, "error": str(e)})
             continue
@@ -659,10 +693,18 @@ def part_scale(env, cfg, tmpdir, res):
     attached = prog_info(pin=pin)["id"] if isinstance(pin, str) else pin
 
     # private, resized copies of flows / expect; the rest is the CLI's instance
+    cli_tag = prog_info(attached).get("tag")
+
     def self_load(tag, resize):
         p = os.path.join(PIN_SC, "bench_" + tag)
-        phperf("load", "--obj", XDP_OBJ, "--pin-root", PIN_SC, "--pin-prog", p,
+        phperf("load", "--obj", cfg.xdp_obj, "--pin-root", PIN_SC, "--pin-prog", p,
                "--resize", resize, "--rodata-from", attached)
+        mine = prog_info(pin=p).get("tag")
+        if mine != cli_tag:
+            res["notes"].append(
+                "scaling (%s): .output/xdp_ingress.bpf.o is not the program the CLI loaded "
+                "(tag %s vs %s): rebuilt during the run? `make` and run again" % (tag, mine, cli_tag))
+        sc["object_matches_cli"] = sc.get("object_matches_cli", True) and mine == cli_tag
         return p
 
     try:
@@ -697,7 +739,7 @@ def scale_value(res, entry, case):
     if c["method"] == "drive":
         progs = res["testrun"]["programs"]
         b = case_ns(progs.get("bare"), case if case in progs["bare"]["cases"] else "syn_new")
-        floor = case_ns(progs.get("bare"), "est") or case_ns(progs.get("bare"), "denied")
+        floor = floor_ns(progs)
         if b is None or floor is None:
             return None
         v = max(v - b + floor, 0.0)
@@ -775,7 +817,10 @@ def print_report(res, out=sys.stdout):
     p()
     p("1. Per-packet cost, BPF_PROG_TEST_RUN (ns/packet min/median; repeat %d x %d rounds;"
       % (cfg["repeat"], cfg["rounds"]))
-    p("   'drive' rows: new source per run, driver cost removed; path = pinhole's verdict reason)")
+    fl = tr.get("floor", {}).get("repeat", {})
+    p("   'drive' rows: new source per run, driver cost removed; path = pinhole's verdict reason;")
+    p("   ratios against the floor pooled over all bare rounds: %s ns median, %s ns min)" % (
+        fmt(fl.get("median_ns"), nd=1), fmt(fl.get("min_ns"), nd=0)))
     row_fmt = "%-33s %-6s %-19s %8s %9s %9s %9s %7s %6s %6s"
     hdr = row_fmt % ("case", "method", "path (pinhole)", "bare", "pinhole", "xdp-filt",
                      "xf-tcp", "ph/bare", "xf/ph", "xt/ph")
@@ -800,7 +845,7 @@ def print_report(res, out=sys.stdout):
         for r in singles:
             line(r)
     if res.get("blocks"):
-        p("   building blocks on this machine (ns above the floor, median; bpf/micro.bpf.c):")
+        p("   building blocks on this machine (ns above the floor, min of rounds; bpf/micro.bpf.c):")
         for k, v in res["blocks"].items():
             if k != "b_floor":
                 p("     %-50s %5s" % (BLOCKS[k], fmt(v["above_floor_ns"], nd=0)))
@@ -871,7 +916,7 @@ def cmd_out(cmd):
         return ""
 
 
-def machine():
+def machine(obj):
     model = ""
     try:
         with open("/proc/cpuinfo") as f:
@@ -882,8 +927,8 @@ def machine():
     except OSError:
         pass
     sha = "-"
-    if os.path.exists(XDP_OBJ):
-        with open(XDP_OBJ, "rb") as f:
+    if os.path.exists(obj):
+        with open(obj, "rb") as f:
             sha = hashlib.sha256(f.read()).hexdigest()[:12]
     commit = cmd_out(["git", "-C", TOP, "rev-parse", "--short", "HEAD"]) or "-"
     if cmd_out(["git", "-C", TOP, "status", "--porcelain", "--", "bpf", "user", "include"]):
@@ -939,15 +984,32 @@ def main():
         print("phperf is not built: run make -C tests/perf")
         return 1
 
+    # one run at a time: a second one would tear down this one's namespaces
+    lock = open("/run/ph-bench.lock", "w")
+    deadline = time.monotonic() + (20 if args.mode == "smoke" else 600)
+    while True:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                print("SKIP: another benchmark run holds /run/ph-bench.lock")
+                return SKIP
+            time.sleep(0.5)
+
     cfg = config(args)
     skip = set(filter(None, args.skip.split(",")))
     start = time.monotonic()
     now = datetime.datetime.now()
+    tmpdir = tempfile.mkdtemp(prefix="ph-bench-")
+    # the object as it is now: a rebuild during the run must not mix versions
+    cfg.xdp_obj = os.path.join(tmpdir, "xdp_ingress.bpf.o")
+    if os.path.exists(XDP_OBJ):
+        shutil.copyfile(XDP_OBJ, cfg.xdp_obj)
     res = {"date": now.strftime("%Y-%m-%d %H:%M:%S"), "mode": args.mode + (" quick" if args.quick else ""),
-           "machine": machine(), "config": {k: v for k, v in vars(cfg).items()},
+           "machine": machine(cfg.xdp_obj), "config": {k: v for k, v in vars(cfg).items()},
            "notes": [], "testrun": {}}
     env = Env()
-    tmpdir = tempfile.mkdtemp(prefix="ph-bench-")
 
     def on_signal(sig, frame):
         raise KeyboardInterrupt

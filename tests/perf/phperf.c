@@ -57,10 +57,16 @@ static const char *reason_names[PH_R_MAX] = {
 #undef X
 };
 
-static void die(const char *fmt, const char *arg, int err)
+/* Print "phperf: <message>[: <strerror(err)>]" and exit 1; err 0: none. */
+__attribute__((format(printf, 2, 3), noreturn))
+static void die(int err, const char *fmt, ...)
 {
+	va_list ap;
+
 	fprintf(stderr, "phperf: ");
-	fprintf(stderr, fmt, arg);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
 	if (err)
 		fprintf(stderr, ": %s", strerror(err < 0 ? -err : err));
 	fputc('\n', stderr);
@@ -116,7 +122,7 @@ static void find_maps(int prog_fd, struct prog_maps *m)
 	info.nr_map_ids = 64;
 	info.map_ids = (__u64)(unsigned long)ids;
 	if (bpf_obj_get_info_by_fd(prog_fd, &info, &len))
-		die("cannot read program info", "", errno);
+		die(errno, "cannot read program info");
 	for (__u32 i = 0; i < info.nr_map_ids && i < 64; i++) {
 		struct bpf_map_info mi = {};
 		__u32 mlen = sizeof(mi);
@@ -156,7 +162,7 @@ static int open_prog(long id, const char *pin)
 	int fd = pin ? bpf_obj_get(pin) : bpf_prog_get_fd_by_id(id);
 
 	if (fd < 0)
-		die("cannot open program %s", pin ? pin : "by id", errno);
+		die(errno, "cannot open program %s", pin ? pin : "by id");
 	return fd;
 }
 
@@ -263,7 +269,7 @@ static void set_flow(const struct prog_maps *m, const struct bench_case *c)
 	v.flags = c->flow_flags;
 	v.session = c->flow_flags & PH_FF_FTP_CTRL ? 1 : 0;
 	if (bpf_map_update_elem(m->flows, &k, &v, BPF_ANY))
-		die("cannot insert the flow of case %s", c->name, errno);
+		die(errno, "cannot insert the flow of case %s", c->name);
 }
 
 static void forget_flow(const struct prog_maps *m, const struct bench_case *c)
@@ -291,7 +297,7 @@ static void set_expect(const struct prog_maps *m, const struct bench_case *c)
 	v.session = 1;
 	v.dir = PH_DIR_IN;
 	if (bpf_map_update_elem(m->expect, &k, &v, BPF_ANY))
-		die("cannot insert the pinhole of case %s", c->name, errno);
+		die(errno, "cannot insert the pinhole of case %s", c->name);
 }
 
 static void forget_expect(const struct prog_maps *m, const struct bench_case *c)
@@ -369,7 +375,7 @@ static void build_case_packet(const struct bench_case *c, struct pkt *p)
 	parse_addr(c->ipv6 ? remote6 : remote4, s.saddr);
 	parse_addr(c->ipv6 ? local6 : local4, s.daddr);
 	if (pkt_build_tcp(p, &s))
-		die("packet of case %s does not fit", c->name, 0);
+		die(0, "packet of case %s does not fit", c->name);
 }
 
 /* ------------------------------------------------------------------ */
@@ -654,10 +660,10 @@ static void fill_report(const char *what, int fd, long n, bool expect, bool *com
 	if (n <= 0)
 		return;
 	if (fd < 0)
-		die("program has no %s map to fill", what, 0);
+		die(0, "program has no %s map to fill", what);
 	r = fill_map(fd, n, expect, &secs);
 	if (r < 0)
-		die("filling %s failed", what, r);
+		die(r, "filling %s failed", what);
 	printf("%s\"fill_%s\": {\"requested\": %ld, \"entries\": %u, \"seconds\": %.2f}",
 	       *comma ? ", " : "", what, n, count_entries(fd), secs);
 	*comma = true;
@@ -692,7 +698,7 @@ static int cmd_testrun(int argc, char **argv)
 		}
 	}
 	if ((!id && !pin) || !list)
-		die("testrun needs --prog-id or --prog-pin, and --cases%s", "", 0);
+		die(0, "testrun needs --prog-id or --prog-pin, and --cases");
 	if (rounds > MAX_ROUNDS)
 		rounds = MAX_ROUNDS;
 	if (single > MAX_SINGLE)
@@ -714,7 +720,7 @@ static int cmd_testrun(int argc, char **argv)
 		const struct bench_case *c = find_case(name);
 
 		if (!c)
-			die("unknown case %s (see `phperf cases`)", name, 0);
+			die(0, "unknown case %s (see `phperf cases`)", name);
 		const char *why = measure_case(fd, &m, c, repeat, rounds, single, &r);
 
 		if (why)
@@ -735,7 +741,8 @@ static int cmd_cases(void)
 {
 	printf("[");
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-		printf("%s\n  {\"case\": \"%s\", \"method\": \"%s\", \"expected_reason\": %s%s%s, \"description\": \"%s\"}",
+		printf("%s\n  {\"case\": \"%s\", \"method\": \"%s\", "
+		       "\"expected_reason\": %s%s%s, \"description\": \"%s\"}",
 		       i ? "," : "", cases[i].name, method_names[cases[i].method],
 		       cases[i].reason >= 0 ? "\"" : "",
 		       cases[i].reason >= 0 ? reason_names[cases[i].reason] : "null",
@@ -761,17 +768,17 @@ static void copy_rodata(struct bpf_object *obj, long from_id)
 	void *buf;
 
 	if (fd < 0)
-		die("cannot open program for --rodata-from", "", errno);
+		die(errno, "cannot open program for --rodata-from");
 	find_maps(fd, &m);
 	bpf_object__for_each_map(map, obj) {
 		if (!strstr(bpf_map__name(map), ".rodata"))
 			continue;
 		if (m.rodata < 0 || m.rodata_size != bpf_map__value_size(map))
-			die(".rodata of the attached program does not match %s",
-			    bpf_map__name(map), 0);
+			die(0, ".rodata of the attached program does not match %s",
+			    bpf_map__name(map));
 		buf = calloc(1, m.rodata_size);
 		if (!buf || bpf_map_lookup_elem(m.rodata, &key, buf))
-			die("cannot read the attached program's .rodata%s", "", errno);
+			die(errno, "cannot read the attached program's .rodata");
 		bpf_map__set_initial_value(map, buf, m.rodata_size);
 		free(buf);
 	}
@@ -800,7 +807,7 @@ static void prepare_maps(struct bpf_object *obj, const char *root,
 		snprintf(path, sizeof(path), "%s/%s", root, name);
 		fd = resized ? -1 : bpf_obj_get(path);
 		if (fd >= 0 && bpf_map__reuse_fd(map, fd))
-			die("cannot reuse pinned map %s", path, errno);
+			die(errno, "cannot reuse pinned map %s", path);
 		if (fd >= 0)
 			close(fd);
 		/* reused or private: never pin (the resized copies die with
@@ -810,7 +817,7 @@ static void prepare_maps(struct bpf_object *obj, const char *root,
 	}
 	for (int i = 0; i < nrs; i++)
 		if (!bpf_object__find_map_by_name(obj, rs[i].name))
-			die("no map named %s to resize", rs[i].name, 0);
+			die(0, "no map named %s to resize", rs[i].name);
 }
 
 static int cmd_load(int argc, char **argv)
@@ -839,7 +846,7 @@ static int cmd_load(int argc, char **argv)
 			char *eq = strchr(optarg, '=');
 
 			if (!eq || nrs == 8 || eq - optarg >= 32)
-				die("bad --resize %s (MAP=N)", optarg, 0);
+				die(0, "bad --resize %s (MAP=N)", optarg);
 			snprintf(rs[nrs].name, sizeof(rs[nrs].name), "%.*s",
 				 (int)(eq - optarg), optarg);
 			rs[nrs++].n = atol(eq + 1);
@@ -849,23 +856,23 @@ static int cmd_load(int argc, char **argv)
 		}
 	}
 	if (!objpath || !root || (!pinprog && !pinall))
-		die("load needs --obj, --pin-root and --pin-prog or --pin-all%s", "", 0);
+		die(0, "load needs --obj, --pin-root and --pin-prog or --pin-all");
 
 	LIBBPF_OPTS(bpf_object_open_opts, oo, .pin_root_path = root);
 	struct bpf_object *obj = bpf_object__open_file(objpath, &oo);
 	struct bpf_program *prog;
 
 	if (!obj)
-		die("cannot open %s", objpath, errno);
+		die(errno, "cannot open %s", objpath);
 	prepare_maps(obj, root, rs, nrs);
 	if (rodata_from)
 		copy_rodata(obj, rodata_from);
 	prog = bpf_object__find_program_by_name(obj, progname);
 	if (!prog && !pinall)
-		die("no program %s in the object", progname, 0);
+		die(0, "no program %s in the object", progname);
 	if (bpf_object__load(obj))
-		die("cannot load %s (run with LIBBPF_LOG=1 for the verifier log)",
-		    objpath, errno);
+		die(errno, "cannot load %s (LIBBPF_LOG=1 shows the verifier log)",
+		    objpath);
 	if (pinall) {
 		char path[512];
 		bool first = true;
@@ -876,7 +883,7 @@ static int cmd_load(int argc, char **argv)
 				 bpf_program__name(prog));
 			unlink(path);
 			if (bpf_obj_pin(bpf_program__fd(prog), path))
-				die("cannot pin %s", path, errno);
+				die(errno, "cannot pin %s", path);
 			printf("%s\"%s\": \"%s\"", first ? "" : ", ",
 			       bpf_program__name(prog), path);
 			first = false;
@@ -887,7 +894,7 @@ static int cmd_load(int argc, char **argv)
 	}
 	unlink(pinprog);
 	if (bpf_obj_pin(bpf_program__fd(prog), pinprog))
-		die("cannot pin the program at %s", pinprog, errno);
+		die(errno, "cannot pin the program at %s", pinprog);
 	printf("{\"prog_id\": %u, \"pinned\": \"%s\"}\n",
 	       prog_id(bpf_program__fd(prog)), pinprog);
 	bpf_object__close(obj);
@@ -930,10 +937,11 @@ static int cmd_gen(int argc, char **argv)
 	__u32 ifindex = dev ? if_nametoindex(dev) : 0;
 
 	if (!ifindex)
-		die("gen needs --dev IFNAME of this namespace (%s)", dev ? dev : "none", errno);
+		die(errno, "gen needs --dev IFNAME of this namespace (%s)",
+		    dev ? dev : "none");
 	if (parse_mac(smac, s.src_mac) || parse_mac(dmac, s.dst_mac) ||
 	    parse_addr(dst, s.daddr) != 4)
-		die("bad --src-mac/--dst-mac/--dst-ip%s", "", 0);
+		die(0, "bad --src-mac/--dst-mac/--dst-ip");
 	parse_addr("10.197.0.10", s.saddr);
 	s.dport = dport;
 	pkt_build_tcp(&p, &s);
@@ -942,10 +950,10 @@ static int cmd_gen(int argc, char **argv)
 	struct gen_bpf *skel = gen_bpf__open();
 
 	if (!skel)
-		die("cannot open the generator%s", "", errno);
+		die(errno, "cannot open the generator");
 	skel->rodata->tx_ifindex = ifindex;
 	if (gen_bpf__load(skel))
-		die("cannot load the generator%s", "", errno);
+		die(errno, "cannot load the generator");
 
 	LIBBPF_OPTS(bpf_test_run_opts, to, .data_in = p.data,
 		    .data_size_in = p.len, .repeat = repeat,
@@ -962,7 +970,7 @@ static int cmd_gen(int argc, char **argv)
 		double c0 = now_s(), d;
 
 		if (bpf_prog_test_run_opts(fd, &to))
-			die("live-frames test run failed%s", "", errno);
+			die(errno, "live-frames test run failed");
 		d = now_s() - c0;
 		in_calls += d;
 		calls++;
@@ -1014,7 +1022,7 @@ static int cmd_count(int argc, char **argv)
 		read_percpu_packets(m.bare_stats, 1, v);
 		drop = v[0]; /* the action is the program's; bench.py knows it */
 	} else {
-		die("program has no counter map phperf knows%s", "", 0);
+		die(0, "program has no counter map phperf knows");
 	}
 	printf("{\"t\": %.6f, \"packets\": %llu, \"drop\": %llu, \"pass\": %llu, "
 	       "\"source\": \"%s\"}\n",
@@ -1038,10 +1046,13 @@ static int cmd_info(int argc, char **argv)
 	__u32 len = sizeof(info);
 
 	if (bpf_obj_get_info_by_fd(fd, &info, &len))
-		die("cannot read program info%s", "", errno);
-	printf("{\"id\": %u, \"name\": \"%s\", \"xlated_insns\": %u, "
-	       "\"jited_bytes\": %u, \"verified_insns\": %u, \"nr_map_ids\": %u}\n",
-	       info.id, info.name, info.xlated_prog_len / 8, info.jited_prog_len,
+		die(errno, "cannot read program info");
+	printf("{\"id\": %u, \"name\": \"%s\", \"tag\": \"", info.id, info.name);
+	for (int i = 0; i < BPF_TAG_SIZE; i++)
+		printf("%02x", info.tag[i]);
+	printf("\", \"xlated_insns\": %u, \"jited_bytes\": %u, "
+	       "\"verified_insns\": %u, \"nr_map_ids\": %u}\n",
+	       info.xlated_prog_len / 8, info.jited_prog_len,
 	       info.verified_insns, info.nr_map_ids);
 	return 0;
 }

@@ -37,14 +37,17 @@ struct key16 {
 	__u8 proto, pad[3];
 };
 
-HASH_MAP(m_hash, BPF_MAP_TYPE_HASH, PH_EXPECT_MAX, struct ph_flow_key, struct ph_expect, 0);
-HASH_MAP(m_lru, BPF_MAP_TYPE_LRU_HASH, PH_FLOWS_MAX_DEFAULT, struct ph_flow_key, struct ph_flow, 0);
-HASH_MAP(m_lru16, BPF_MAP_TYPE_LRU_HASH, PH_FLOWS_MAX_DEFAULT, struct key16, struct ph_flow, 0);
-HASH_MAP(m_lru_new, BPF_MAP_TYPE_LRU_HASH, PH_HALF_OPEN_MAX_DEFAULT, struct ph_flow_key, struct ph_flow, 0);
-HASH_MAP(m_lru_pcpu, BPF_MAP_TYPE_LRU_HASH, PH_HALF_OPEN_MAX_DEFAULT, struct ph_flow_key, struct ph_flow,
-	 BPF_F_NO_COMMON_LRU);
-HASH_MAP(m_lpm, BPF_MAP_TYPE_LPM_TRIE, PH_MAX_PEERS, struct ph_peer_key, struct ph_peer_val,
-	 BPF_F_NO_PREALLOC);
+#define FK struct ph_flow_key
+HASH_MAP(m_hash, BPF_MAP_TYPE_HASH, PH_EXPECT_MAX, FK, struct ph_expect, 0);
+HASH_MAP(m_lru, BPF_MAP_TYPE_LRU_HASH, PH_FLOWS_MAX_DEFAULT, FK, struct ph_flow, 0);
+HASH_MAP(m_lru16, BPF_MAP_TYPE_LRU_HASH, PH_FLOWS_MAX_DEFAULT, struct key16,
+	 struct ph_flow, 0);
+HASH_MAP(m_lru_new, BPF_MAP_TYPE_LRU_HASH, PH_HALF_OPEN_MAX_DEFAULT, FK,
+	 struct ph_flow, 0);
+HASH_MAP(m_lru_pcpu, BPF_MAP_TYPE_LRU_HASH, PH_HALF_OPEN_MAX_DEFAULT, FK,
+	 struct ph_flow, BPF_F_NO_COMMON_LRU);
+HASH_MAP(m_lpm, BPF_MAP_TYPE_LPM_TRIE, PH_MAX_PEERS, struct ph_peer_key,
+	 struct ph_peer_val, BPF_F_NO_PREALLOC);
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

@@ -38,8 +38,8 @@ for ns in $CLI $SRV; do ip -n $ns link set lo up; done
 ip -n $CLI link set phb-fc0 up
 ip -n $SRV link set phb-fs0 up
 # Real-NIC-sized segments (veth defaults to 64 KiB TSO frames in a capture)
-ip netns exec $CLI ethtool -K phb-fc0 tso off gso off gro off 2>/dev/null || true
-ip netns exec $SRV ethtool -K phb-fs0 tso off gso off gro off 2>/dev/null || true
+ip -n $CLI link set dev phb-fc0 gso_max_segs 1 2>/dev/null || true
+ip -n $SRV link set dev phb-fs0 gso_max_segs 1 2>/dev/null || true
 
 mkdir -p "$work/pub" "$work/empty"
 head -c 3000 /dev/urandom | base64 >"$work/pub/readme.txt" # ~4 KB
@@ -67,11 +67,11 @@ ftpd_banner=pinhole benchmark FTP server
 CONF
 ip netns exec $SRV vsftpd "$work/vsftpd.conf" &
 echo $! >"$work/vsftpd.pid"
-ip netns exec $CLI tcpdump -i phb-fc0 -s 0 -U -w "$OUT" 'tcp' 2>/dev/null &
+ip netns exec $CLI tcpdump -Z root --immediate-mode -i phb-fc0 -s 0 -U -w "$OUT" tcp 2>"$work/tcpdump.log" &
 echo $! >"$work/tcpdump.pid"
 sleep 1
 
-get() { ip netns exec $CLI curl -sS --max-time 10 -o /dev/null "$@" ftp://10.197.0.2/readme.txt; }
+get() { ip netns exec $CLI curl -sS --max-time 10 -o /dev/null -w "%{http_code} %{size_download}\n" "$@" ftp://10.197.0.2/readme.txt; }
 get --disable-epsv
 get
 get -P - --disable-eprt

@@ -1,0 +1,999 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * FTP control-channel tracker (see ftp.h and docs/ftp-tracking.md).
+ *
+ * Layers, bottom up:
+ *   stream   per-direction reassembly by TCP sequence number: in-order
+ *            bytes go up, old bytes are dropped, bytes ahead wait in a
+ *            small window; when the window overflows the gap is declared
+ *            lost and the stream restarts at the next line.
+ *   lines    LF ends a line (a CR before it is removed); long lines are
+ *            never parsed, only classified by their first bytes.
+ *   protocol client lines are commands, server lines are replies; a
+ *            227/229 counts only as the final reply to PASV/EPSV.
+ *   actions  at most one pending pinhole; every new data-port negotiation
+ *            revokes the previous one.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "ftp.h"
+
+#define SIDE_SERVER 0
+#define SIDE_CLIENT 1
+#define OOO_MASK (PH_FTP_OOO_BYTES - 1)
+
+_Static_assert((PH_FTP_OOO_BYTES & OOO_MASK) == 0, "window must be 2^n");
+/* Worst case per feed (docs/ftp-tracking.md, "Bounded work"). */
+_Static_assert(2 * PH_FTP_BURST_MAX + 4 <= PH_FTP_MAX_ACTIONS,
+	       "PH_FTP_MAX_ACTIONS too small for the burst limit");
+
+struct out_ctx {
+	struct ph_ftp_action *out;
+	int max, n;
+	__u64 now;
+};
+
+/* A data-port negotiation, parsed or refused. */
+struct dport {
+	enum ph_ftp_via via;
+	enum ph_ftp_refuse reason;
+	__u8 addr[16]; /* announced, v4-mapped; zero when none */
+	__u16 port;    /* announced, host order; 0 when not parsed */
+};
+
+/* ---------------------------------------------------------------------- */
+/* Names                                                                   */
+/* ---------------------------------------------------------------------- */
+
+#define PH_FTP_X_NAME(e, n, t) [PH_FTP_REFUSE_##e] = n,
+#define PH_FTP_X_TEXT(e, n, t) [PH_FTP_REFUSE_##e] = t,
+static const char *const refuse_names[PH_FTP_REFUSE_MAX] = {
+	[PH_FTP_REFUSE_NONE] = "none",
+	PH_FTP_REFUSE_REASONS(PH_FTP_X_NAME)
+};
+static const char *const refuse_texts[PH_FTP_REFUSE_MAX] = {
+	[PH_FTP_REFUSE_NONE] = "not refused",
+	PH_FTP_REFUSE_REASONS(PH_FTP_X_TEXT)
+};
+#undef PH_FTP_X_NAME
+#undef PH_FTP_X_TEXT
+
+const char *ph_ftp_refuse_name(enum ph_ftp_refuse r)
+{
+	return (unsigned)r < PH_FTP_REFUSE_MAX ? refuse_names[r] : "?";
+}
+
+const char *ph_ftp_refuse_text(enum ph_ftp_refuse r)
+{
+	return (unsigned)r < PH_FTP_REFUSE_MAX ? refuse_texts[r] : "?";
+}
+
+const char *ph_ftp_action_name(enum ph_ftp_action_kind k)
+{
+	switch (k) {
+	case PH_FTP_OPEN: return "open";
+	case PH_FTP_REVOKE: return "revoke";
+	case PH_FTP_REFUSE: return "refuse";
+	case PH_FTP_ENCRYPTED: return "encrypted";
+	}
+	return "?";
+}
+
+const char *ph_ftp_via_name(enum ph_ftp_via v)
+{
+	static const char *const names[PH_FTP_VIA_MAX] = {
+		[PH_FTP_VIA_NONE] = "-",    [PH_FTP_VIA_PORT] = "PORT",
+		[PH_FTP_VIA_EPRT] = "EPRT", [PH_FTP_VIA_PASV] = "PASV",
+		[PH_FTP_VIA_EPSV] = "EPSV",
+	};
+	return (unsigned)v < PH_FTP_VIA_MAX ? names[v] : "?";
+}
+
+/* ---------------------------------------------------------------------- */
+/* Actions                                                                 */
+/* ---------------------------------------------------------------------- */
+
+static void emit(struct ph_ftp_session *s, struct out_ctx *c,
+		 const struct ph_ftp_action *a)
+{
+	if (c->n < c->max)
+		c->out[c->n++] = *a;
+	else
+		s->stats.actions_lost++;
+}
+
+static void revoke_pending(struct ph_ftp_session *s, struct out_ctx *c)
+{
+	struct ph_ftp_action a;
+
+	if (!s->has_pending)
+		return;
+	a = s->pending;
+	a.kind = PH_FTP_REVOKE;
+	emit(s, c, &a);
+	s->has_pending = false;
+	s->last_cmd_opened = false;
+	s->stats.revoked++;
+}
+
+static void refuse(struct ph_ftp_session *s, struct out_ctx *c,
+		   const struct dport *d, enum ph_ftp_refuse reason)
+{
+	struct ph_ftp_action a;
+
+	memset(&a, 0, sizeof(a));
+	a.kind = PH_FTP_REFUSE;
+	a.reason = reason;
+	a.via = d->via;
+	memcpy(a.announced_addr, d->addr, 16);
+	a.announced_port = d->port;
+	emit(s, c, &a);
+	s->stats.refused[reason]++;
+}
+
+static bool via_passive(enum ph_ftp_via v)
+{
+	return v == PH_FTP_VIA_PASV || v == PH_FTP_VIA_EPSV;
+}
+
+/*
+ * The four cases. The data connection's initiator gets the wildcard port:
+ * passive mode, the client connects to the announced port on the server;
+ * active mode, the server connects to the announced port on the client.
+ */
+static void make_key(const struct ph_ftp_session *s, const struct dport *d,
+		     struct ph_ftp_action *a)
+{
+	bool server = s->cfg.role == PH_FTP_ROLE_SERVER;
+	bool passive = via_passive(d->via);
+	/* The announced port is on this host: the SYN comes in. */
+	bool port_is_local = server == passive;
+
+	memcpy(a->key.local, server ? s->cfg.server_addr : s->cfg.client_addr,
+	       16);
+	memcpy(a->key.remote, server ? s->cfg.client_addr : s->cfg.server_addr,
+	       16);
+	if (port_is_local)
+		a->key.lport = htons(d->port);
+	else
+		a->key.rport = htons(d->port);
+	a->key.proto = IPPROTO_TCP;
+	a->dir = port_is_local ? PH_DIR_IN : PH_DIR_OUT;
+}
+
+static void open_pinhole(struct ph_ftp_session *s, struct out_ctx *c,
+			 const struct dport *d)
+{
+	struct ph_ftp_action a;
+	__u64 ttl = s->cfg.ttl_ns;
+
+	memset(&a, 0, sizeof(a));
+	a.kind = PH_FTP_OPEN;
+	a.via = d->via;
+	make_key(s, d, &a);
+	a.deadline_ns = c->now + ttl < c->now ? ~0ull : c->now + ttl;
+	memcpy(a.announced_addr, d->addr, 16);
+	a.announced_port = d->port;
+	emit(s, c, &a);
+	s->pending = a;
+	s->has_pending = true;
+	s->stats.opened++;
+}
+
+/*
+ * Every data-port line (a PORT/EPRT, or a 227/229) goes through here.
+ * replaces: it is a new negotiation, so the previous pinhole goes (an
+ * unsolicited reply is not one). A side that sends more than
+ * PH_FTP_BURST_MAX of them while the other side says nothing is flooding:
+ * one REFUSE(flood), the pending pinhole revoked, the rest only counted.
+ * This bounds the actions of one feed without depending on how the stream
+ * is cut into segments.
+ */
+static void decide(struct ph_ftp_session *s, struct out_ctx *c, int side,
+		   const struct dport *d, bool replaces)
+{
+	struct ph_ftp_stream *st = &s->st[side];
+
+	if (st->burst >= PH_FTP_BURST_MAX) {
+		if (st->burst == PH_FTP_BURST_MAX) {
+			revoke_pending(s, c);
+			refuse(s, c, d, PH_FTP_REFUSE_FLOOD);
+			st->burst++;
+		} else {
+			s->stats.refused[PH_FTP_REFUSE_FLOOD]++;
+		}
+		return;
+	}
+	st->burst++;
+	if (replaces)
+		revoke_pending(s, c);
+	if (d->reason != PH_FTP_REFUSE_NONE)
+		refuse(s, c, d, d->reason);
+	else
+		open_pinhole(s, c, d);
+	if (d->reason == PH_FTP_REFUSE_NONE && side == SIDE_CLIENT)
+		s->last_cmd_opened = true;
+}
+
+static void go_encrypted(struct ph_ftp_session *s, struct out_ctx *c)
+{
+	struct ph_ftp_action a;
+
+	revoke_pending(s, c);
+	memset(&a, 0, sizeof(a));
+	a.kind = PH_FTP_ENCRYPTED;
+	emit(s, c, &a);
+	s->encrypted = true;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Argument parsing: lengths, never NUL-terminated strings                 */
+/* ---------------------------------------------------------------------- */
+
+static bool is_digit(char ch)
+{
+	return ch >= '0' && ch <= '9';
+}
+
+static char lower(char ch)
+{
+	return ch >= 'A' && ch <= 'Z' ? ch - 'A' + 'a' : ch;
+}
+
+/* Case-insensitive: does [p, e) equal lit exactly? */
+static bool ieq(const char *p, const char *e, const char *lit)
+{
+	size_t n = strlen(lit);
+
+	if ((size_t)(e - p) != n)
+		return false;
+	while (n--)
+		if (lower(*p++) != *lit++)
+			return false;
+	return true;
+}
+
+static const char *rtrim_spaces(const char *p, const char *e)
+{
+	while (e > p && e[-1] == ' ')
+		e--;
+	return e;
+}
+
+/* [p, e) is 1..maxdig decimal digits with a value <= maxval. maxdig <= 5,
+ * so the accumulator cannot overflow however long the input is. */
+static bool dec_field(const char *p, const char *e, int maxdig, __u32 maxval,
+		      __u32 *v)
+{
+	__u32 x = 0;
+
+	if (e - p < 1 || e - p > maxdig)
+		return false;
+	for (; p < e; p++) {
+		if (!is_digit(*p))
+			return false;
+		x = x * 10 + (__u32)(*p - '0');
+	}
+	if (x > maxval)
+		return false;
+	*v = x;
+	return true;
+}
+
+/* The digit run at p as a number; NULL if none or invalid. */
+static const char *dec_run(const char *p, const char *e, int maxdig,
+			   __u32 maxval, __u32 *v)
+{
+	const char *q = p;
+
+	while (q < e && is_digit(*q))
+		q++;
+	return dec_field(p, q, maxdig, maxval, v) ? q : NULL;
+}
+
+/* h1,h2,h3,h4,p1,p2: six decimal bytes. Returns the end or NULL. */
+static const char *parse_h6(const char *p, const char *e, __u32 v[6])
+{
+	int i;
+
+	for (i = 0; i < 6; i++) {
+		p = dec_run(p, e, 3, 255, &v[i]);
+		if (!p)
+			return NULL;
+		if (i < 5) {
+			if (p >= e || *p != ',')
+				return NULL;
+			p++;
+		}
+	}
+	return p;
+}
+
+static void v4_mapped(__u8 addr[16], const __u32 h[4])
+{
+	int i;
+
+	memset(addr, 0, 16);
+	addr[10] = addr[11] = 0xff;
+	for (i = 0; i < 4; i++)
+		addr[12 + i] = (__u8)h[i];
+}
+
+/* Dotted quad filling [p, e) exactly, decimal, each octet 0..255. */
+static bool parse_v4(const char *p, const char *e, __u8 addr[16])
+{
+	__u32 h[4];
+	int i;
+
+	for (i = 0; i < 4; i++) {
+		p = dec_run(p, e, 3, 255, &h[i]);
+		if (!p)
+			return false;
+		if (i < 3) {
+			if (p >= e || *p != '.')
+				return false;
+			p++;
+		}
+	}
+	if (p != e)
+		return false;
+	v4_mapped(addr, h);
+	return true;
+}
+
+static bool parse_v6(const char *p, const char *e, __u8 addr[16])
+{
+	char buf[INET6_ADDRSTRLEN];
+	size_t n = (size_t)(e - p);
+
+	if (n == 0 || n >= sizeof(buf) || memchr(p, '\0', n))
+		return false;
+	memcpy(buf, p, n);
+	buf[n] = '\0';
+	return inet_pton(AF_INET6, buf, addr) == 1;
+}
+
+static const char *find_char(const char *p, const char *e, char ch)
+{
+	const char *q = memchr(p, ch, (size_t)(e - p));
+
+	return q ? q : e;
+}
+
+/* A data port, 1..65535, as its own field. */
+static bool port_field(const char *p, const char *e, __u16 *port)
+{
+	__u32 v;
+
+	if (!dec_field(p, e, 5, 65535, &v) || v == 0)
+		return false;
+	*port = (__u16)v;
+	return true;
+}
+
+/* Checks shared by every form once the numbers parsed: family, whose
+ * address it is (bounce / third party), privileged port. */
+static enum ph_ftp_refuse check_dport(const struct ph_ftp_session *s,
+				      const struct dport *d, int family,
+				      bool has_addr)
+{
+	if (d->port == 0)
+		return PH_FTP_REFUSE_BAD_NUMBER;
+	if (family != s->cfg.family)
+		return PH_FTP_REFUSE_WRONG_FAMILY;
+	if (has_addr && via_passive(d->via) &&
+	    memcmp(d->addr, s->cfg.server_addr, 16))
+		return PH_FTP_REFUSE_THIRD_PARTY;
+	if (has_addr && !via_passive(d->via) &&
+	    memcmp(d->addr, s->cfg.client_addr, 16))
+		return PH_FTP_REFUSE_BOUNCE;
+	if (d->port < PH_FTP_MIN_DATA_PORT)
+		return PH_FTP_REFUSE_LOW_PORT;
+	return PH_FTP_REFUSE_NONE;
+}
+
+/* PORT h1,h2,h3,h4,p1,p2 [spaces]  (a: the argument, after "PORT ") */
+static void parse_port(const struct ph_ftp_session *s, const char *a,
+		       const char *e, struct dport *d)
+{
+	__u32 v[6];
+	const char *q;
+
+	if (a >= e) {
+		d->reason = PH_FTP_REFUSE_BAD_SYNTAX;
+		return;
+	}
+	q = parse_h6(a, e, v);
+	if (!q || rtrim_spaces(q, e) != q) {
+		d->reason = PH_FTP_REFUSE_BAD_NUMBER;
+		return;
+	}
+	v4_mapped(d->addr, v);
+	d->port = (__u16)(v[4] << 8 | v[5]);
+	d->reason = check_dport(s, d, AF_INET, true);
+}
+
+/* EPRT <d>af<d>addr<d>port<d> [spaces]; d is any of ASCII 33..126 and no
+ * field may contain it (RFC 2428). */
+static void parse_eprt(const struct ph_ftp_session *s, const char *a,
+		       const char *e, struct dport *d)
+{
+	const char *f[4]; /* the four delimiters */
+	bool ok;
+	char dl;
+	int i, family;
+
+	e = rtrim_spaces(a, e);
+	d->reason = PH_FTP_REFUSE_BAD_SYNTAX;
+	if (a >= e)
+		return;
+	dl = *a;
+	if (dl < 33 || dl > 126)
+		return;
+	f[0] = a;
+	for (i = 1; i < 4; i++) {
+		f[i] = find_char(f[i - 1] + 1, e, dl);
+		if (f[i] == e)
+			return;
+	}
+	if (f[3] + 1 != e)
+		return;
+	if (f[1] - f[0] != 2 || (f[0][1] != '1' && f[0][1] != '2'))
+		return;
+	family = f[0][1] == '1' ? AF_INET : AF_INET6;
+	ok = family == AF_INET ? parse_v4(f[1] + 1, f[2], d->addr)
+			       : parse_v6(f[1] + 1, f[2], d->addr);
+	if (!ok || !port_field(f[2] + 1, f[3], &d->port)) {
+		d->reason = PH_FTP_REFUSE_BAD_NUMBER;
+		return;
+	}
+	d->reason = check_dport(s, d, family, true);
+}
+
+/* 227 <text>h1,h2,h3,h4,p1,p2<text>: the six numbers start at the first
+ * digit after the code (RFC 1123 4.1.2.6), parentheses or not. */
+static void parse_227(const struct ph_ftp_session *s, const char *t,
+		      const char *e, struct dport *d)
+{
+	const char *p = t, *q;
+	__u32 v[6];
+
+	while (p < e && !is_digit(*p))
+		p++;
+	d->reason = PH_FTP_REFUSE_BAD_NUMBER;
+	if (p == e || (p > t && (p[-1] == '-' || p[-1] == '+')))
+		return;
+	q = parse_h6(p, e, v);
+	if (!q || (q < e && *q == ','))
+		return;
+	v4_mapped(d->addr, v);
+	d->port = (__u16)(v[4] << 8 | v[5]);
+	d->reason = check_dport(s, d, AF_INET, true);
+}
+
+/* 229 <text>(<d><d><d>port<d>)<text> */
+static void parse_229(const struct ph_ftp_session *s, const char *t,
+		      const char *e, struct dport *d)
+{
+	const char *p = find_char(t, e, '('), *q;
+	char dl;
+
+	d->reason = PH_FTP_REFUSE_BAD_SYNTAX;
+	if (e - p < 6)
+		return;
+	dl = p[1];
+	if (dl < 33 || dl > 126 || p[2] != dl || p[3] != dl)
+		return;
+	q = find_char(p + 4, e, dl);
+	if (q == e || q + 1 >= e || q[1] != ')')
+		return;
+	if (!port_field(p + 4, q, &d->port)) {
+		d->reason = PH_FTP_REFUSE_BAD_NUMBER;
+		return;
+	}
+	d->reason = check_dport(s, d, s->cfg.family, false);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Protocol                                                                */
+/* ---------------------------------------------------------------------- */
+
+static enum ph_ftp_cmd classify(const char *l, size_t len)
+{
+	const char *e = l + 4;
+
+	if (len < 4 || (len > 4 && l[4] != ' '))
+		return PH_FTP_CMD_OTHER;
+	if (ieq(l, e, "port"))
+		return PH_FTP_CMD_PORT;
+	if (ieq(l, e, "eprt"))
+		return PH_FTP_CMD_EPRT;
+	if (ieq(l, e, "pasv"))
+		return PH_FTP_CMD_PASV;
+	if (ieq(l, e, "epsv"))
+		return PH_FTP_CMD_EPSV;
+	if (ieq(l, e, "auth"))
+		return PH_FTP_CMD_AUTH;
+	return PH_FTP_CMD_OTHER;
+}
+
+/*
+ * A line from the client is a command. It becomes the command awaiting a
+ * reply; while an AUTH awaits its reply nothing else is parsed, since the
+ * bytes after an accepted AUTH are TLS (which can carry client-chosen
+ * plaintext, e.g. the SNI).
+ */
+static void client_line(struct ph_ftp_session *s, struct out_ctx *c,
+			const char *l, size_t len, bool overlong)
+{
+	const char *a = l + (len > 4 ? 5 : 4), *e = l + len;
+	enum ph_ftp_cmd cmd = classify(l, len);
+	struct dport d;
+
+	if (s->awaiting && s->last_cmd == PH_FTP_CMD_AUTH) {
+		s->stats.lines_ignored++;
+		return;
+	}
+	s->awaiting = true;
+	s->last_cmd_opened = false;
+	s->epsv_bad_family = false;
+	memset(&d, 0, sizeof(d));
+
+	switch (cmd) {
+	case PH_FTP_CMD_PORT:
+	case PH_FTP_CMD_EPRT:
+		d.via = cmd == PH_FTP_CMD_PORT ? PH_FTP_VIA_PORT
+					       : PH_FTP_VIA_EPRT;
+		if (overlong)
+			d.reason = PH_FTP_REFUSE_LINE_TOO_LONG;
+		else if (cmd == PH_FTP_CMD_PORT)
+			parse_port(s, a, e, &d);
+		else
+			parse_eprt(s, a, e, &d);
+		break;
+	case PH_FTP_CMD_PASV:
+		if (overlong || rtrim_spaces(a, e) != a)
+			cmd = PH_FTP_CMD_OTHER;
+		break;
+	case PH_FTP_CMD_EPSV:
+		e = rtrim_spaces(a, e);
+		if (overlong || ieq(a, e, "all")) {
+			cmd = PH_FTP_CMD_OTHER;
+		} else if (ieq(a, e, "1") || ieq(a, e, "2")) {
+			s->epsv_bad_family =
+				(*a == '1') != (s->cfg.family == AF_INET);
+		} else if (a != e) {
+			cmd = PH_FTP_CMD_OTHER;
+		}
+		break;
+	default:
+		break;
+	}
+	s->last_cmd = cmd;
+	if (d.via)
+		decide(s, c, SIDE_CLIENT, &d, true);
+}
+
+/* A final reply (2xx..5xx) or its multi-line form's last line. */
+static void final_reply(struct ph_ftp_session *s, struct out_ctx *c,
+			unsigned code, bool multiline, const char *l,
+			size_t len, bool overlong)
+{
+	bool was = s->awaiting, pasv_reply = code == 227 || code == 229;
+	enum ph_ftp_cmd cmd = s->last_cmd;
+	struct dport d;
+
+	/* Fail closed: any 234 means the channel may now be TLS. */
+	if (code == 234) {
+		go_encrypted(s, c);
+		return;
+	}
+	s->awaiting = false;
+	memset(&d, 0, sizeof(d));
+	d.via = code == 227 ? PH_FTP_VIA_PASV : PH_FTP_VIA_EPSV;
+
+	if (was && (cmd == PH_FTP_CMD_PORT || cmd == PH_FTP_CMD_EPRT) &&
+	    code >= 400 && s->last_cmd_opened)
+		revoke_pending(s, c);
+	if (!pasv_reply)
+		return;
+	if (!was || (cmd == PH_FTP_CMD_PASV) != (code == 227) ||
+	    (cmd != PH_FTP_CMD_PASV && cmd != PH_FTP_CMD_EPSV)) {
+		d.reason = PH_FTP_REFUSE_UNSOLICITED;
+		decide(s, c, SIDE_SERVER, &d, false);
+		return;
+	}
+	if (multiline)
+		d.reason = PH_FTP_REFUSE_MULTILINE;
+	else if (overlong)
+		d.reason = PH_FTP_REFUSE_LINE_TOO_LONG;
+	else if (code == 227)
+		parse_227(s, l + 4, l + len, &d);
+	else if (s->epsv_bad_family)
+		d.reason = PH_FTP_REFUSE_WRONG_FAMILY;
+	else
+		parse_229(s, l + 4, l + len, &d);
+	decide(s, c, SIDE_SERVER, &d, true);
+}
+
+/*
+ * A line from the server is part of a reply: "ddd text" is a one-line
+ * reply, "ddd-text" opens a multi-line reply that only "ddd text" (or
+ * "ddd" alone) with the same code closes; anything else is reply text.
+ */
+static void server_line(struct ph_ftp_session *s, struct out_ctx *c,
+			const char *l, size_t len, bool overlong)
+{
+	unsigned code;
+	bool cont;
+
+	if (len < 3 || l[0] < '1' || l[0] > '5' || !is_digit(l[1]) ||
+	    !is_digit(l[2]) || (len > 3 && l[3] != ' ' && l[3] != '-'))
+		return; /* continuation text or noise */
+	code = (unsigned)(l[0] - '0') * 100 + (unsigned)(l[1] - '0') * 10 +
+	       (unsigned)(l[2] - '0');
+	cont = len > 3 && l[3] == '-';
+	if (s->in_multiline) {
+		if (code != s->ml_code || cont)
+			return;
+		s->in_multiline = false;
+		if (code >= 200)
+			final_reply(s, c, code, true, l, len, overlong);
+		return;
+	}
+	if (cont) {
+		s->in_multiline = true;
+		s->ml_code = (__u16)code;
+		return;
+	}
+	if (code >= 200)
+		final_reply(s, c, code, false, l, len, overlong);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Lines                                                                   */
+/* ---------------------------------------------------------------------- */
+
+static void end_line(struct ph_ftp_session *s, struct out_ctx *c, int side)
+{
+	struct ph_ftp_stream *st = &s->st[side];
+	size_t len = st->line_len;
+	bool overlong;
+
+	if (st->skip_to_eol) {
+		st->skip_to_eol = false;
+		s->stats.lines_discarded++;
+		goto out;
+	}
+	if (len && st->line[len - 1] == '\r')
+		len--;
+	overlong = st->overlong || len > PH_FTP_LINE_MAX;
+	if (len > PH_FTP_LINE_MAX)
+		len = PH_FTP_LINE_MAX;
+	s->stats.lines++;
+	if (overlong)
+		s->stats.lines_discarded++;
+	s->st[!side].burst = 0;
+	if (side == SIDE_CLIENT)
+		client_line(s, c, st->line, len, overlong);
+	else
+		server_line(s, c, st->line, len, overlong);
+out:
+	st->line_len = 0;
+	st->overlong = false;
+}
+
+static void push_byte(struct ph_ftp_session *s, struct out_ctx *c, int side,
+		      char ch)
+{
+	struct ph_ftp_stream *st = &s->st[side];
+
+	if (ch == '\n')
+		end_line(s, c, side);
+	else if (st->skip_to_eol)
+		;
+	else if (st->line_len < sizeof(st->line))
+		st->line[st->line_len++] = ch;
+	else
+		st->overlong = true;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Stream reassembly                                                       */
+/* ---------------------------------------------------------------------- */
+
+static bool before(__u32 a, __u32 b)
+{
+	return (__s32)(a - b) < 0;
+}
+
+static bool held(const struct ph_ftp_stream *st, __u32 seq)
+{
+	__u32 i = seq & OOO_MASK;
+
+	return st->ooo_map[i >> 3] & (1u << (i & 7));
+}
+
+static void set_held(struct ph_ftp_stream *st, __u32 seq, bool on)
+{
+	__u32 i = seq & OOO_MASK;
+
+	if (on)
+		st->ooo_map[i >> 3] |= (__u8)(1u << (i & 7));
+	else
+		st->ooo_map[i >> 3] &= (__u8)~(1u << (i & 7));
+}
+
+/* Drop held segments that are wholly consumed. */
+static void prune(struct ph_ftp_stream *st)
+{
+	int i, j = 0;
+
+	for (i = 0; i < st->nseg; i++)
+		if (before(st->nxt, st->seg[i].end))
+			st->seg[j++] = st->seg[i];
+	st->nseg = (__u8)j;
+}
+
+/* Consume one byte at nxt. A byte already held there wins: the first copy
+ * of a sequence number seen is the one parsed. */
+static void take(struct ph_ftp_session *s, struct out_ctx *c, int side,
+		 char ch)
+{
+	struct ph_ftp_stream *st = &s->st[side];
+
+	if (st->nseg && held(st, st->nxt)) {
+		ch = (char)st->ooo[st->nxt & OOO_MASK];
+		set_held(st, st->nxt, false);
+	}
+	st->nxt++;
+	s->stats.bytes[side]++;
+	push_byte(s, c, side, ch);
+}
+
+/* In-order bytes at nxt, then whatever they made contiguous. */
+static void deliver(struct ph_ftp_session *s, struct out_ctx *c, int side,
+		    const __u8 *p, size_t n)
+{
+	struct ph_ftp_stream *st = &s->st[side];
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (s->encrypted) {
+			s->stats.encrypted_bytes += n - i;
+			return;
+		}
+		take(s, c, side, (char)p[i]);
+	}
+	while (st->nseg && held(st, st->nxt) && !s->encrypted)
+		take(s, c, side, 0);
+	prune(st);
+}
+
+/* Hold a segment that starts after nxt. False when it does not fit. */
+static bool hold(struct ph_ftp_session *s, struct ph_ftp_stream *st,
+		 __u32 seq, const __u8 *p, size_t n)
+{
+	__u32 off = seq - st->nxt, i;
+	bool fresh = false;
+
+	if ((__u64)off + n > PH_FTP_OOO_BYTES)
+		return false;
+	for (i = 0; i < n && !fresh; i++)
+		fresh = !held(st, seq + i);
+	if (!fresh) {
+		s->stats.dup_bytes += n;
+		return true;
+	}
+	if (st->nseg == PH_FTP_OOO_SEGS)
+		return false;
+	for (i = 0; i < n; i++) {
+		if (held(st, seq + i))
+			continue;
+		st->ooo[(seq + i) & OOO_MASK] = p[i];
+		set_held(st, seq + i, true);
+	}
+	st->seg[st->nseg].seq = seq;
+	st->seg[st->nseg].end = seq + (__u32)n;
+	st->nseg++;
+	s->stats.ooo_segments++;
+	return true;
+}
+
+/*
+ * Bytes before newnxt are lost. The line in progress is dropped and the
+ * stream restarts after the next LF. The command/reply pairing may have
+ * lost a member, so fail closed: a client gap leaves an unknown command
+ * awaiting its reply, a server gap consumes the awaited reply.
+ */
+static void gap(struct ph_ftp_session *s, int side, __u32 newnxt)
+{
+	struct ph_ftp_stream *st = &s->st[side];
+
+	st->nxt = newnxt;
+	s->stats.resyncs++;
+	st->line_len = 0; /* counted as discarded at the next LF */
+	st->overlong = false;
+	st->skip_to_eol = true;
+	if (side == SIDE_CLIENT && s->awaiting &&
+	    s->last_cmd == PH_FTP_CMD_AUTH) {
+		/* still waiting for the AUTH reply: stay deaf */
+	} else if (side == SIDE_CLIENT) {
+		s->last_cmd = PH_FTP_CMD_OTHER;
+		s->awaiting = true;
+		s->last_cmd_opened = false;
+		s->epsv_bad_family = false;
+	} else {
+		s->awaiting = false;
+	}
+}
+
+/* The window is full: give up on each hole in turn, delivering what was
+ * held behind it. */
+static void flush_holes(struct ph_ftp_session *s, struct out_ctx *c, int side)
+{
+	struct ph_ftp_stream *st = &s->st[side];
+	int i;
+
+	s->stats.gaps++;
+	while (st->nseg && !s->encrypted) {
+		__u32 best = ~0u;
+
+		for (i = 0; i < st->nseg; i++) {
+			__u32 d = st->seg[i].seq - st->nxt;
+
+			if ((__s32)d > 0 && d < best)
+				best = d;
+		}
+		if (best == ~0u) { /* cannot happen; never loop */
+			memset(st->ooo_map, 0, sizeof(st->ooo_map));
+			st->nseg = 0;
+			break;
+		}
+		gap(s, side, st->nxt + best);
+		deliver(s, c, side, NULL, 0);
+	}
+}
+
+/* Trim what was already consumed; deliver the rest. */
+static bool in_order(struct ph_ftp_session *s, struct out_ctx *c, int side,
+		     __u32 seq, const __u8 *p, size_t n)
+{
+	struct ph_ftp_stream *st = &s->st[side];
+	__u32 old;
+
+	if (before(st->nxt, seq))
+		return false;
+	old = st->nxt - seq;
+	if (old >= n) {
+		s->stats.dup_bytes += n;
+		return true;
+	}
+	s->stats.dup_bytes += old;
+	deliver(s, c, side, p + old, n - old);
+	return true;
+}
+
+static void rx_segment(struct ph_ftp_session *s, struct out_ctx *c, int side,
+		       __u32 seq, const __u8 *p, size_t n)
+{
+	struct ph_ftp_stream *st = &s->st[side];
+
+	if (in_order(s, c, side, seq, p, n) || hold(s, st, seq, p, n))
+		return;
+	flush_holes(s, c, side);
+	if (s->encrypted || in_order(s, c, side, seq, p, n) ||
+	    hold(s, st, seq, p, n))
+		return;
+	/* Starts beyond the whole window: skip to it. */
+	gap(s, side, seq);
+	deliver(s, c, side, p, n);
+}
+
+/* ---------------------------------------------------------------------- */
+/* API                                                                     */
+/* ---------------------------------------------------------------------- */
+
+static bool is_v4_mapped(const __u8 a[16])
+{
+	static const __u8 prefix[12] = { [10] = 0xff, [11] = 0xff };
+
+	return !memcmp(a, prefix, sizeof(prefix));
+}
+
+int ph_ftp_init(struct ph_ftp_session *s, const struct ph_ftp_config *cfg)
+{
+	if (!s || !cfg)
+		return -EINVAL;
+	if (cfg->family != AF_INET && cfg->family != AF_INET6)
+		return -EINVAL;
+	if (cfg->family == AF_INET && (!is_v4_mapped(cfg->client_addr) ||
+				       !is_v4_mapped(cfg->server_addr)))
+		return -EINVAL;
+	if (cfg->role != PH_FTP_ROLE_SERVER && cfg->role != PH_FTP_ROLE_CLIENT)
+		return -EINVAL;
+	memset(s, 0, sizeof(*s));
+	s->cfg = *cfg;
+	if (!s->cfg.ttl_ns)
+		s->cfg.ttl_ns = PH_FTP_DEFAULT_TTL_NS;
+	s->last_cmd = PH_FTP_CMD_NONE;
+	s->encrypted = cfg->implicit_tls;
+	return 0;
+}
+
+int ph_ftp_set_isn(struct ph_ftp_session *s, int from_client, __u32 syn_seq)
+{
+	int side = from_client ? SIDE_CLIENT : SIDE_SERVER;
+	struct ph_ftp_stream *st = &s->st[side];
+
+	if (st->synced && (s->stats.bytes[side] || st->nseg))
+		return -EBUSY;
+	st->nxt = syn_seq + 1;
+	st->synced = true;
+	return 0;
+}
+
+int ph_ftp_feed(struct ph_ftp_session *s, int from_client, __u32 seq,
+		const void *data, size_t len, __u64 now_ns,
+		struct ph_ftp_action *out, int max_out)
+{
+	int side = from_client ? SIDE_CLIENT : SIDE_SERVER;
+	struct out_ctx c = { .out = out, .max = max_out, .now = now_ns };
+	struct ph_ftp_stream *st;
+
+	if (!s || !out || max_out < PH_FTP_MAX_ACTIONS ||
+	    len > PH_FTP_SEG_MAX || (len && !data))
+		return -EINVAL;
+	if (s->closed || !len)
+		return 0;
+	if (s->encrypted) {
+		s->stats.encrypted_bytes += len;
+		return 0;
+	}
+	st = &s->st[side];
+	if (!st->synced) {
+		st->nxt = seq;
+		st->synced = true;
+	}
+	rx_segment(s, &c, side, seq, data, len);
+	return c.n;
+}
+
+int ph_ftp_close(struct ph_ftp_session *s, struct ph_ftp_action *out,
+		 int max_out)
+{
+	struct out_ctx c = { .out = out, .max = max_out };
+
+	if (!s || (max_out > 0 && !out) || max_out < 1)
+		return -EINVAL;
+	revoke_pending(s, &c);
+	s->closed = true;
+	return c.n;
+}
+
+void ph_ftp_forget_pending(struct ph_ftp_session *s)
+{
+	s->has_pending = false;
+	s->last_cmd_opened = false;
+}
+
+bool ph_ftp_pending(const struct ph_ftp_session *s, struct ph_ftp_action *out)
+{
+	if (s->has_pending && out)
+		*out = s->pending;
+	return s->has_pending;
+}
+
+bool ph_ftp_encrypted(const struct ph_ftp_session *s)
+{
+	return s->encrypted;
+}
+
+const struct ph_ftp_stats *ph_ftp_stats(const struct ph_ftp_session *s)
+{
+	return &s->stats;
+}
