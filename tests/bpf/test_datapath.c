@@ -218,12 +218,12 @@ static int ensure_bpffs(void)
 	return 0;
 }
 
-static void set_small_maps(struct bpf_object_skeleton *s, struct bpf_map *ho,
-			   struct bpf_map *fl, const struct fx_opts *o)
+/* Small tables load fast; the flood test shrinks half_open to a size it
+ * can overrun. Both objects must agree, or the second cannot reuse the
+ * first one's pinned maps. */
+static void set_small_maps(struct bpf_map *ho, struct bpf_map *fl,
+			   const struct fx_opts *o)
 {
-	(void)s;
-	/* Small tables load fast; the flood test shrinks half_open to a
-	 * size it can overrun. */
 	bpf_map__set_max_entries(fl, 4096);
 	bpf_map__set_max_entries(ho, o->half_open_max ? o->half_open_max :
 							4096);
@@ -254,10 +254,8 @@ static struct fx *fx_create(const struct fx_opts *o)
 	f->t->rodata->ph_cfg.fail_open = o->fail_open;
 	f->x->rodata->ph_cfg.failsafe_port = FAILSAFE_PORT;
 	f->t->rodata->ph_cfg.failsafe_port = FAILSAFE_PORT;
-	set_small_maps(f->x->skeleton, f->x->maps.half_open, f->x->maps.flows,
-		       o);
-	set_small_maps(f->t->skeleton, f->t->maps.half_open, f->t->maps.flows,
-		       o);
+	set_small_maps(f->x->maps.half_open, f->x->maps.flows, o);
+	set_small_maps(f->t->maps.half_open, f->t->maps.flows, o);
 	err = xdp_ingress_bpf__load(f->x);
 	if (!err)
 		err = tc_egress_bpf__load(f->t);
@@ -302,16 +300,13 @@ static __u64 fx_now(void)
 
 /* ---- policy fixtures ------------------------------------------------ */
 
-static void map_clear(int fd, size_t key_size)
+static void map_clear(int fd)
 {
-	__u8 key[64], next[64];
+	__u8 key[64];
 
-	while (bpf_map_get_next_key(fd, NULL, next) == 0) {
-		if (bpf_map_delete_elem(fd, next))
+	while (bpf_map_get_next_key(fd, NULL, key) == 0)
+		if (bpf_map_delete_elem(fd, key))
 			break;
-	}
-	(void)key;
-	(void)key_size;
 }
 
 static int map_count(int fd)
@@ -414,11 +409,11 @@ static void fx_reset(struct fx *f)
 		ri = PH_MAX_RULES + i;
 		bpf_map_update_elem(f->rules, &ri, &zr, BPF_ANY);
 	}
-	map_clear(f->peers, sizeof(struct ph_peer_key));
-	map_clear(f->flows, sizeof(struct ph_flow_key));
-	map_clear(f->half_open, sizeof(struct ph_flow_key));
-	map_clear(f->frags, sizeof(struct ph_frag_key));
-	map_clear(f->expect, sizeof(struct ph_flow_key));
+	map_clear(f->peers);
+	map_clear(f->flows);
+	map_clear(f->half_open);
+	map_clear(f->frags);
+	map_clear(f->expect);
 	set_meta(f, 0, 0, 0, 0, 0);
 	set_meta(f, 1, 0, 0, 0, 0);
 	set_slot(f, 0);
@@ -817,6 +812,8 @@ static const struct step tcp_in_steps[] = {
 	{ "v6 data", IN, TI6(41007, 80, ACK, .payload = 10), PASS(FLOW), E_FLOW },
 	{ "ftp control syn", IN, TI4(41008, 21, SYN), PASS(POLICY), E_HALF,
 	  .check = half_is_inbound_ftp },
+	/* a bare SYN is judged as a new connection, even on a known tuple */
+	{ "syn on an established tuple", IN, TI6(41007, 80, SYN), PASS(POLICY), E_HALF | E_FLOW },
 	/* a flood of ACKs to an open port passes but creates nothing */
 	{ "ack flood", IN, TI4(30000, 80, ACK), PASS(POLICY), E_NOSTATE, .repeat = 200 },
 };
@@ -828,6 +825,7 @@ static const struct step tcp_out_steps[] = {
 	{ "syn-ack in promotes", IN, TI4(443, 42000, SYN | ACK), PASS(HALF_OPEN), E_FLOW | E_NOHALF },
 	{ "ack out", OUT, TO4(42000, 443, ACK), PASS(FLOW), E_FLOW },
 	{ "data in", IN, TI4(443, 42000, ACK | PSH, .payload = 500), PASS(FLOW), E_FLOW },
+	{ "bare syn on its tuple: not a reply", IN, TI4(443, 42000, SYN), DROP(POLICY), E_FLOW | E_NOHALF },
 	{ "other port in", IN, TI4(443, 42001, ACK), DROP(POLICY), E_NOSTATE },
 	{ "syn-ack without syn", IN, TI4(443, 42002, SYN | ACK), DROP(POLICY), E_NOSTATE },
 	{ "idle expiry", IN, TI4(443, 42000, ACK), DROP(POLICY), E_NOFLOW,
@@ -1114,6 +1112,7 @@ static bool flow_is_expect7(struct fx *f, const struct step *s)
 static const struct step expect_steps[] = {
 	{ "pasv data syn", IN, TI4(51000, 40000, SYN), PASS(EXPECT), E_HALF | E_NOEXPECT,
 	  .before = exp_pasv, .check = half_is_expect7 },
+	{ "pasv syn retransmit", IN, TI4(51000, 40000, SYN), PASS(HALF_OPEN), E_HALF | E_NOEXPECT },
 	{ "pasv data ack", IN, TI4(51000, 40000, ACK), PASS(HALF_OPEN), E_FLOW,
 	  .check = flow_is_expect7 },
 	{ "pasv second syn", IN, TI4(51001, 40000, SYN), DROP(POLICY), E_NOSTATE },
