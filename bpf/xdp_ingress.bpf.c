@@ -189,7 +189,8 @@ int pinhole_xdp(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
-	struct ph_flow_key quoted;
+	/* ph_parse_quoted() stores v4-mapped addresses as 32-bit words. */
+	struct ph_flow_key quoted __attribute__((aligned(8)));
 	struct ph_pkt pkt;
 	__u32 reason;
 

@@ -270,13 +270,13 @@ static __always_inline int ph_icmp_kind(const struct ph_pkt *p)
 	return PH_ICMP_OTHER;
 }
 
-
 /*
  * Builds the key of the connection an ICMP error quotes: the quoted packet
  * is one this host sent, so its source is local. Done here, while the
- * cursor is at hand, so that nothing after parsing touches the packet. Only the
- * fixed headers are read (inner IPv4 options are skipped; an inner IPv6
- * extension header makes the error unrelated). Returns 0 or -1.
+ * cursor is at hand, so that nothing after parsing does packet-pointer
+ * arithmetic (see ph_forget_bits()). Only fixed headers are read (inner
+ * IPv4 options are skipped; an inner IPv6 extension header makes the error
+ * unrelated). Returns 0 or -1.
  */
 static __always_inline int ph_parse_quoted(const struct ph_cursor *c,
 					   const struct ph_pkt *p,
@@ -333,7 +333,6 @@ static __always_inline int ph_parse_quoted(const struct ph_cursor *c,
 	}
 	return -1;
 }
-
 
 /* True if the L4 header [pos, pos + size) lies inside the IP datagram. */
 static __always_inline int ph_l4_fits(struct ph_cursor *c, __u32 size)
