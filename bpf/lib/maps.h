@@ -11,6 +11,7 @@
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 #include <pinhole/pinhole.h>
+#include <pinhole/ctrl.h>
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -113,5 +114,29 @@ struct {
 	__type(value, struct ph_iface);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } ifaces SEC(".maps");
+
+/* FTP control-channel tracking (include/pinhole/ctrl.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, PH_EVENTS_RINGBUF_SIZE);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} events SEC(".maps");
+
+/* Written by the session tracker only. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, PH_FTP_CTRL_MAX);
+	__type(key, struct ph_flow_key);
+	__type(value, struct ph_ftp_session_info);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ftp_sessions SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ph_ftp_totals);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ftp_totals SEC(".maps");
 
 #endif /* PH_BPF_MAPS_H */

@@ -1,0 +1,94 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * FTP control-channel tracking: what the datapath reports to the session
+ * tracker through the `events` ring buffer, and what the tracker publishes
+ * in pinned maps for `pinhole sessions` and bpftool.
+ *
+ * Why a BPF ring buffer and not a perf buffer: one buffer shared by all CPUs
+ * keeps a control connection's segments in the order they were processed
+ * (a perf buffer is per CPU, so a tracker would have to re-merge them), and
+ * reserve/commit avoids an extra copy. The price is that XDP before 5.18 has
+ * no bpf_xdp_load_bytes(), so payload is copied by a bounded loop.
+ */
+#ifndef PINHOLE_CTRL_H
+#define PINHOLE_CTRL_H
+
+#include <linux/types.h>
+#include <pinhole/pinhole.h>
+
+#define PH_CTRL_CAP 512            /* payload bytes copied per segment */
+#define PH_EVENTS_RINGBUF_SIZE (1u << 22)
+#define PH_FTP_CTRL_MAX 16384      /* tracked control connections */
+
+enum ph_ev_type {
+	PH_EV_CTRL_DATA = 1,   /* payload of a tracked control segment */
+	PH_EV_CTRL_OPEN = 2,   /* control connection confirmed (handshake done) */
+	PH_EV_CTRL_CLOSE = 3,  /* FIN both ways, RST, or idle expiry */
+	PH_EV_EXPECT_USED = 4, /* a pinhole admitted its data connection */
+	PH_EV_EXPECT_BPF = 5,  /* the datapath installed a pinhole itself */
+};
+
+/* Which end of the FTP session this host is. */
+enum ph_ftp_host_role {
+	PH_ROLE_SERVER = 0, /* the control connection came in */
+	PH_ROLE_CLIENT = 1, /* this host opened the control connection */
+};
+
+/* One ring-buffer record. */
+struct ph_event {
+	__u64 ts_ns;                /* bpf_ktime_get_coarse_ns() domain */
+	struct ph_flow_key key;     /* control connection (host-oriented) */
+	struct ph_flow_key expect;  /* EXPECT_*: the pinhole's key */
+	__u32 seq;                  /* TCP sequence number of data[0] */
+	__u32 session;
+	__u16 len;                  /* payload bytes in the segment */
+	__u16 caplen;               /* bytes in data[] (<= PH_CTRL_CAP) */
+	__u8 type;                  /* enum ph_ev_type */
+	__u8 dir;                   /* hook that saw it: PH_DIR_IN / OUT */
+	__u8 from_client;           /* 1: sent by the FTP client */
+	__u8 tcp_flags;             /* FIN 0x01, SYN 0x02, RST 0x04, ... */
+	__u8 host_role;             /* enum ph_ftp_host_role */
+	__u8 encrypted;             /* session is FTPS (implicit or after AUTH) */
+	__u8 pad[6];
+	__u8 data[PH_CTRL_CAP];
+};
+
+/* ftp_sessions: hash keyed by the control flow key, written by the tracker. */
+enum ph_ftp_sess_state {
+	PH_SS_PLAIN = 0,     /* commands parsed */
+	PH_SS_AUTH = 1,      /* AUTH sent, waiting for the reply */
+	PH_SS_ENCRYPTED = 2, /* FTPS: nothing parsed any more */
+	PH_SS_CLOSED = 3,
+};
+
+struct ph_ftp_session_info {
+	__u64 started_ns;
+	__u64 last_ns;
+	__u64 pinhole_deadline_ns;
+	struct ph_flow_key pinhole;  /* valid when has_pinhole */
+	__u32 session;
+	__u8 role;        /* enum ph_ftp_host_role */
+	__u8 state;       /* enum ph_ftp_sess_state */
+	__u8 has_pinhole;
+	__u8 pinhole_dir; /* enum ph_dir the data SYN must arrive in */
+	__u32 lines;      /* control lines parsed */
+	__u32 opened, used, expired, revoked, refused;
+	__u32 pad;
+};
+
+/* ftp_totals: array [1], totals since the instance started. */
+#define PH_FTP_REFUSE_SLOTS 16
+struct ph_ftp_totals {
+	__u64 sessions;      /* control sessions seen */
+	__u64 opened;        /* pinholes installed (tracker or datapath) */
+	__u64 opened_bpf;    /* ... of which the datapath installed first */
+	__u64 used;
+	__u64 expired;
+	__u64 revoked;
+	__u64 refused;
+	__u64 refused_by_reason[PH_FTP_REFUSE_SLOTS]; /* index: user/ftp.h enum */
+	__u64 events;
+	__u64 events_lost;   /* sequence gaps the tracker had to resync over */
+};
+
+#endif /* PINHOLE_CTRL_H */
