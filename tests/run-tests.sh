@@ -39,7 +39,10 @@ for t in "$@"; do
 		corpus="tests/fuzz/corpus/${name#fuzz_}"
 		mkdir -p "$corpus"
 		work=$(mktemp -d /tmp/pinhole-fuzz.XXXXXX)
+		# Crash inputs are kept for reproduction: .output/fuzz-artifacts/
+		mkdir -p .output/fuzz-artifacts
 		"$t" -max_total_time="$FUZZ_SECONDS" -print_final_stats=1 \
+			-artifact_prefix=.output/fuzz-artifacts/"$name"- \
 			"$work" "$corpus" >"$log" 2>&1
 		r=$?
 		rm -rf "$work"
