@@ -530,7 +530,7 @@ static enum ph_ftp_cmd classify(const char *l, size_t len)
 static void client_line(struct ph_ftp_session *s, struct out_ctx *c,
 			const char *l, size_t len, bool overlong)
 {
-	const char *a = l + (len > 4 ? 5 : 4), *e = l + len;
+	const char *a = l + (len < 5 ? len : 5), *e = l + len; /* argument */
 	enum ph_ftp_cmd cmd = classify(l, len);
 	struct dport d;
 
@@ -584,6 +584,7 @@ static void final_reply(struct ph_ftp_session *s, struct out_ctx *c,
 			size_t len, bool overlong)
 {
 	bool was = s->awaiting, pasv_reply = code == 227 || code == 229;
+	const char *text = l + (len < 4 ? len : 4), *e = l + len;
 	enum ph_ftp_cmd cmd = s->last_cmd;
 	struct dport d;
 
@@ -612,11 +613,11 @@ static void final_reply(struct ph_ftp_session *s, struct out_ctx *c,
 	else if (overlong)
 		d.reason = PH_FTP_REFUSE_LINE_TOO_LONG;
 	else if (code == 227)
-		parse_227(s, l + 4, l + len, &d);
+		parse_227(s, text, e, &d);
 	else if (s->epsv_bad_family)
 		d.reason = PH_FTP_REFUSE_WRONG_FAMILY;
 	else
-		parse_229(s, l + 4, l + len, &d);
+		parse_229(s, text, e, &d);
 	decide(s, c, SIDE_SERVER, &d, true);
 }
 
@@ -692,11 +693,13 @@ static void push_byte(struct ph_ftp_session *s, struct out_ctx *c, int side,
 {
 	struct ph_ftp_stream *st = &s->st[side];
 
-	if (ch == '\n')
+	if (ch == '\n') {
 		end_line(s, c, side);
-	else if (st->skip_to_eol)
-		;
-	else if (st->line_len < sizeof(st->line))
+		return;
+	}
+	if (st->skip_to_eol)
+		return;
+	if (st->line_len < sizeof(st->line))
 		st->line[st->line_len++] = ch;
 	else
 		st->overlong = true;
@@ -928,8 +931,11 @@ int ph_ftp_init(struct ph_ftp_session *s, const struct ph_ftp_config *cfg)
 int ph_ftp_set_isn(struct ph_ftp_session *s, int from_client, __u32 syn_seq)
 {
 	int side = from_client ? SIDE_CLIENT : SIDE_SERVER;
-	struct ph_ftp_stream *st = &s->st[side];
+	struct ph_ftp_stream *st;
 
+	if (!s)
+		return -EINVAL;
+	st = &s->st[side];
 	if (st->synced && (s->stats.bytes[side] || st->nseg))
 		return -EBUSY;
 	st->nxt = syn_seq + 1;

@@ -656,10 +656,12 @@ static const struct tcase cases[] = {
 	  "refuse:bad_syntax refuse:bad_syntax refuse:bad_syntax "
 	  "refuse:bad_syntax" },
 	{ "227 overflow", SERVER, 0, 0,
-	  { "C:PASV" CRLF, "S:227 ok (" S4 ",19,99999999999)" CRLF,
+	  { "C:PASV" CRLF, "S:227" CRLF, "C:EPSV" CRLF, "S:229" CRLF,
+	    "C:PASV" CRLF, "S:227 ok (" S4 ",19,99999999999)" CRLF,
 	    "C:PASV" CRLF, "S:227 ok (" S4 ",19)" CRLF, "C:PASV" CRLF,
 	    "S:227 Entering Passive Mode" CRLF },
-	  "refuse:bad_number refuse:bad_number refuse:bad_number" },
+	  "refuse:bad_number refuse:bad_syntax refuse:bad_number "
+	  "refuse:bad_number refuse:bad_number" },
 	{ "family: PORT on IPv6", SERVER, 1, 0,
 	  { "C:PORT " C4 "," P5001 CRLF }, "refuse:wrong_family" },
 	{ "family: EPRT |1| on IPv6", SERVER, 1, 0,
