@@ -18,21 +18,8 @@
 #include <sys/socket.h>
 
 #include "ftp.h"
+#include "check.h"
 
-static int failures, checks;
-static const char *cur_case = "";
-
-#define EXPECT(cond, ...)                                                     \
-	do {                                                                  \
-		checks++;                                                     \
-		if (!(cond)) {                                                \
-			failures++;                                           \
-			fprintf(stderr, "FAIL [%s] %s:%d: ", cur_case,        \
-				__FILE__, __LINE__);                          \
-			fprintf(stderr, __VA_ARGS__);                         \
-			fputc('\n', stderr);                                  \
-		}                                                             \
-	} while (0)
 
 #define SEC 1000000000ull
 #define TTL (5 * SEC)

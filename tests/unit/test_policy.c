@@ -15,21 +15,8 @@
 
 #include "policy.h"
 #include "json_check.h"
+#include "check.h"
 
-static int failures, checks;
-static const char *cur_case = "";
-
-#define EXPECT(cond, ...)                                                     \
-	do {                                                                  \
-		checks++;                                                     \
-		if (!(cond)) {                                                \
-			failures++;                                           \
-			fprintf(stderr, "FAIL [%s] %s:%d: ", cur_case,        \
-				__FILE__, __LINE__);                          \
-			fprintf(stderr, __VA_ARGS__);                         \
-			fputc('\n', stderr);                                  \
-		}                                                             \
-	} while (0)
 
 #define TCP PH_L4_TCP
 #define UDP PH_L4_UDP
