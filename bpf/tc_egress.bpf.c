@@ -121,11 +121,100 @@ static __always_inline __u32 egress_policy(const struct ph_flow_key *k,
 	return reason;
 }
 
-static __always_inline __u32 egress_verdict(const struct ph_pkt *p)
+/* ---- FTP control connections (bpf/lib/ftp.h) ---- */
+
+/* Copies record @i of the segment in the scratch to the record's data.
+ * Returns the bytes copied, 0 on failure. Global, so verified once. */
+__attribute__((noinline)) int ph_tc_copy(struct __sk_buff *skb, __u32 i)
+{
+	__u32 idx = PH_DIR_OUT, off;
+	struct ph_ftp_scratch *sc = bpf_map_lookup_elem(&ftp_scratch, &idx);
+	__u64 n; /* 64 bits: no zero-extended copy between check and use */
+
+	if (!sc || i >= PH_CTRL_CHUNKS)
+		return 0;
+	off = i * PH_CTRL_CAP;
+	if (off >= sc->in.payload_len)
+		return 0;
+	n = sc->in.payload_len - off;
+	if (n > PH_CTRL_CAP)
+		n = PH_CTRL_CAP;
+	if (n == 0 ||
+	    bpf_skb_load_bytes(skb, sc->in.payload_off + off, sc->ev.data, n))
+		return 0;
+	return n;
+}
+
+/*
+ * The FTP work for the packet stashed in the scratch (ph_ftp_stash()),
+ * up to the records: start the segment. (Sessions start on ingress: the
+ * handshake completes there.) Returns non-zero if records follow. Global,
+ * so verified once.
+ */
+__attribute__((noinline)) int ph_tc_ftp(struct __sk_buff *skb, __u32 what)
+{
+	__u32 idx = PH_DIR_OUT;
+	struct ph_ftp_scratch *sc = bpf_map_lookup_elem(&ftp_scratch, &idx);
+	__be32 wire;
+
+	if (!sc)
+		return 0;
+	sc->in.what = what;
+	sc->claimed = 0;
+	if (!(sc->in.what & PH_FTP_DO_DATA) ||
+	    bpf_skb_load_bytes(skb, sc->in.l4_off + 4, &wire, 4))
+		return 0;
+	return ph_ftp_seg_begin(sc, PH_DIR_OUT, bpf_ntohl(wire));
+}
+
+/* The FTP work for the packet stashed in the scratch. The records are
+ * driven from here, not from a global function: the stack of a chain of
+ * calls is limited. */
+static __always_inline void tc_ftp_run(struct __sk_buff *skb, __u8 what)
+{
+	__u32 i;
+
+	if (ph_tc_ftp(skb, what)) {
+#pragma clang loop unroll(disable)
+		for (i = 0; i < PH_CTRL_CHUNKS; i++) {
+			if (ph_ftp_record(PH_DIR_OUT, i, ph_tc_copy(skb, i)))
+				break;
+			ph_ftp_parse_record(PH_DIR_OUT);
+			ph_ftp_apply(PH_DIR_OUT);
+			if (ph_ftp_report(PH_DIR_OUT))
+				break;
+		}
+	}
+	ph_ftp_finish(PH_DIR_OUT);
+}
+
+/* A packet of a tracked FTP control connection hit flows: PASS_FLOW, or
+ * PH_CONTINUE if the entry had idled out. */
+static __always_inline __u32 egress_ctrl_flow(struct __sk_buff *skb,
+					      const struct ph_pkt *p,
+					      const struct ph_flow_key *k,
+					      struct ph_flow *f,
+					      struct ph_clock *clk)
+{
+	/* Only TCP is tracked (a control flag on a UDP flow: ignored). */
+	int stashed = p->proto == IPPROTO_TCP ?
+			      ph_ftp_stash(PH_DIR_OUT, k, p, f) : -1;
+	__u8 state = f->state, what;
+	int live = ph_flow_use(f, k, p, PH_DIR_OUT, clk);
+
+	what = ph_ftp_what(p, state, live);
+	if (!stashed && what)
+		tc_ftp_run(skb, what);
+	return live ? PH_R_PASS_FLOW : PH_CONTINUE;
+}
+
+static __always_inline __u32 egress_verdict(struct __sk_buff *skb,
+					    const struct ph_pkt *p)
 {
 	__u32 session = 0, reason;
 	struct ph_clock clk = {};
 	struct ph_flow_key k;
+	struct ph_flow *f;
 	int exp = PH_EXP_NONE;
 
 	if (p->frag == PH_FRAG_LATER)
@@ -136,9 +225,19 @@ static __always_inline __u32 egress_verdict(const struct ph_pkt *p)
 		return ph_other_l4_verdict(PH_DIR_OUT);
 
 	ph_flow_key_init(&k, p, PH_DIR_OUT);
-	if (ph_flows_hit(&k, p, PH_DIR_OUT, &clk))
-		return PH_R_PASS_FLOW;
-	reason = ph_half_open_hit(&k, p, PH_DIR_OUT, &clk);
+	f = bpf_map_lookup_elem(&flows, &k);
+	if (f) {
+		/* The flag first: other flows pay this test alone. */
+		if (ph_unlikely((f->flags & PH_FF_CTRL_ANY) &&
+				ph_cfg.track_ftp)) {
+			reason = egress_ctrl_flow(skb, p, &k, f, &clk);
+			if (reason != PH_CONTINUE)
+				return reason;
+		} else if (ph_flow_use(f, &k, p, PH_DIR_OUT, &clk)) {
+			return PH_R_PASS_FLOW;
+		}
+	}
+	reason = ph_half_open_hit(&k, p, PH_DIR_OUT, &clk, 0);
 	if (reason != PH_CONTINUE)
 		return reason;
 
@@ -217,7 +316,7 @@ int pinhole_tc(struct __sk_buff *skb)
 		reason = tc_parse(skb, &pkt, 0);
 	}
 	if (reason == PH_CONTINUE) {
-		reason = egress_verdict(&pkt);
+		reason = egress_verdict(skb, &pkt);
 		if (pkt.frag == PH_FRAG_FIRST && !PH_REASON_IS_DROP(reason))
 			ph_frag_remember(&pkt, reason, ph_now());
 	}

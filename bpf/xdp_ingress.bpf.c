@@ -108,7 +108,7 @@ static __always_inline __u32 ingress_syn(struct ph_flow_key *k,
 		ph_flow_key_init(k, p, PH_DIR_IN);
 		/* A retransmitted SYN finds the entry its first copy made,
 		 * even when a consumed pinhole admitted it. */
-		reason = ph_half_open_hit(k, p, PH_DIR_IN, clk);
+		reason = ph_half_open_hit(k, p, PH_DIR_IN, clk, 0);
 		if (reason != PH_CONTINUE)
 			return reason;
 		exp = ph_expect_take(k, PH_DIR_IN, clk, &session);
@@ -129,7 +129,7 @@ static __always_inline __u32 ingress_syn(struct ph_flow_key *k,
 		__u32 again;
 
 		ph_flow_key_init(k, p, PH_DIR_IN);
-		again = ph_half_open_hit(k, p, PH_DIR_IN, clk);
+		again = ph_half_open_hit(k, p, PH_DIR_IN, clk, 0);
 
 		if (again != PH_CONTINUE)
 			return again;
@@ -139,11 +139,184 @@ static __always_inline __u32 ingress_syn(struct ph_flow_key *k,
 	return reason;
 }
 
-static __always_inline __u32 ingress_verdict(const struct ph_pkt *p,
+/* ---- FTP control connections (bpf/lib/ftp.h) ---- */
+
+/* Frame offsets beyond this are not copied (no XDP frame is that long). */
+#define PH_XDP_OFF_MAX 0x3fff
+
+/* TCP sequence and acknowledgement numbers (host order). */
+static __always_inline int xdp_tcp_seq(struct xdp_md *ctx, __u32 l4_off,
+				       __u32 *seq, __u32 *ack)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	struct tcphdr *th = data + (l4_off & PH_XDP_OFF_MAX);
+
+	if ((void *)(th + 1) > end)
+		return -1;
+	*seq = bpf_ntohl(th->seq);
+	*ack = bpf_ntohl(th->ack_seq);
+	return 0;
+}
+
+/*
+ * Copies record @i of the segment in the scratch (its payload bytes
+ * [i * PH_CTRL_CAP, + PH_CTRL_CAP)) to the record's data, 8 bytes at a
+ * time, the last few one by one: no bpf_xdp_load_bytes() before 5.18.
+ * Returns the bytes copied, or 0 if the frame ends first (the rest of an
+ * XDP multi-buffer frame is out of reach). Global, so verified once; its
+ * loop bounds are read from the scratch afresh (see ph_ftp_scan()).
+ */
+__attribute__((noinline)) int ph_xdp_copy(struct xdp_md *ctx, __u32 i)
+{
+	__u32 idx = PH_DIR_IN, off, n, w, k;
+	struct ph_ftp_scratch *sc = bpf_map_lookup_elem(&ftp_scratch, &idx);
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	__u8 *src, *b, *dst;
+
+	if (!sc || i >= PH_CTRL_CHUNKS)
+		return 0;
+	off = i * PH_CTRL_CAP;
+	if (off >= sc->in.payload_len)
+		return 0;
+	n = sc->in.payload_len - off;
+	if (n > PH_CTRL_CAP)
+		n = PH_CTRL_CAP;
+	off += sc->in.payload_off;
+	if (off > PH_XDP_OFF_MAX)
+		return 0;
+	dst = sc->ev.data;
+	/* The bound where the verifier sees it: clang may otherwise add an
+	 * unchecked copy of off to the packet pointer. */
+	asm volatile("%[off] &= %[max]"
+		     : [off] "+r"(off)
+		     : [max] "i"(PH_XDP_OFF_MAX));
+	src = data + off;
+	sc->cp_n = n;
+	sc->cp_pos = n;
+#pragma clang loop unroll(disable)
+	for (w = 0; w < PH_CTRL_CAP / 8; w++) {
+		if (w * 8 + 8 > *(volatile __u32 *)&sc->cp_n) {
+			sc->cp_pos = w * 8;
+			break;
+		}
+		b = src + w * 8;
+		if ((void *)(b + 8) > end) {
+			sc->cp_pos = w * 8;
+			break;
+		}
+		*(__u64 *)(dst + w * 8) = *(__u64 *)b;
+	}
+	/* A fresh packet pointer: the one above carries the range the word
+	 * loop proved, different for every exit, and so many states. */
+	data = (void *)(long)*(volatile __u32 *)&ctx->data;
+	asm volatile("%[off] &= %[max]"
+		     : [off] "+r"(off)
+		     : [max] "i"(PH_XDP_OFF_MAX));
+	src = data + off;
+#pragma clang loop unroll(disable)
+	for (w = 0; w < 8; w++) {
+		k = *(volatile __u32 *)&sc->cp_pos + w;
+		if (k >= *(volatile __u32 *)&sc->cp_n)
+			return *(volatile __u32 *)&sc->cp_n;
+		k &= PH_CAP_MASK;
+		b = src + k;
+		if ((void *)(b + 1) > end)
+			return 0;
+		dst[k] = *b;
+	}
+	return 0;
+}
+
+/*
+ * The FTP work for the packet stashed in the scratch (ph_ftp_stash()),
+ * up to the records: start the session, start the segment. Returns
+ * non-zero if records follow. Global, so verified once.
+ */
+__attribute__((noinline)) int ph_xdp_ftp(struct xdp_md *ctx, __u32 what)
+{
+	__u32 idx = PH_DIR_IN, seq, ack;
+	struct ph_ftp_scratch *sc = bpf_map_lookup_elem(&ftp_scratch, &idx);
+	struct ph_flow *f;
+
+	if (!sc)
+		return 0;
+	sc->in.what = what;
+	sc->claimed = 0;
+	if (xdp_tcp_seq(ctx, sc->in.l4_off, &seq, &ack))
+		return 0;
+	if (sc->in.what & PH_FTP_DO_OPEN) {
+		f = bpf_map_lookup_elem(&flows, &sc->in.key);
+		if (!f)
+			return 0;
+		f->session = ph_ftp_new_session();
+		sc->in.fi.session = f->session;
+		sc->in.fi.origin = f->origin;
+		sc->in.fi.flags = f->flags;
+		sc->in.fi.state = f->state;
+		if (ph_ftp_role(sc->in.fi.origin) == PH_ROLE_SERVER) {
+			sc->od.client_nxt = seq; /* the client's ACK */
+			sc->od.server_nxt = ack;
+		} else {
+			sc->od.client_nxt = ack; /* the server's SYN-ACK */
+			sc->od.server_nxt = seq + 1;
+		}
+		ph_ftp_open(sc, PH_DIR_IN);
+	}
+	if (sc->in.what & PH_FTP_DO_DATA)
+		return ph_ftp_seg_begin(sc, PH_DIR_IN, seq);
+	return 0;
+}
+
+/* The FTP work for the packet stashed in the scratch. The records are
+ * driven from here, not from a global function: the stack of a chain of
+ * calls is limited, and this program's own frame is deep already. */
+static __always_inline void xdp_ftp_run(struct xdp_md *ctx, __u8 what)
+{
+	__u32 i;
+
+	if (ph_xdp_ftp(ctx, what)) {
+#pragma clang loop unroll(disable)
+		for (i = 0; i < PH_CTRL_CHUNKS; i++) {
+			if (ph_ftp_record(PH_DIR_IN, i, ph_xdp_copy(ctx, i)))
+				break;
+			ph_ftp_parse_record(PH_DIR_IN);
+			ph_ftp_apply(PH_DIR_IN);
+			if (ph_ftp_report(PH_DIR_IN))
+				break;
+		}
+	}
+	ph_ftp_finish(PH_DIR_IN);
+}
+
+/* A packet of a tracked FTP control connection hit flows: PASS_FLOW, or
+ * PH_CONTINUE if the entry had idled out. */
+static __always_inline __u32 ingress_ctrl_flow(struct xdp_md *ctx,
+					       const struct ph_pkt *p,
+					       const struct ph_flow_key *k,
+					       struct ph_flow *f,
+					       struct ph_clock *clk)
+{
+	/* Only TCP is tracked (a control flag on a UDP flow: ignored). */
+	int stashed = p->proto == IPPROTO_TCP ?
+			      ph_ftp_stash(PH_DIR_IN, k, p, f) : -1;
+	__u8 state = f->state, what;
+	int live = ph_flow_use(f, k, p, PH_DIR_IN, clk);
+
+	what = ph_ftp_what(p, state, live);
+	if (!stashed && what)
+		xdp_ftp_run(ctx, what);
+	return live ? PH_R_PASS_FLOW : PH_CONTINUE;
+}
+
+static __always_inline __u32 ingress_verdict(struct xdp_md *ctx,
+					     const struct ph_pkt *p,
 					     const struct ph_flow_key *quoted)
 {
 	struct ph_clock clk = {};
 	struct ph_flow_key k;
+	struct ph_flow *f;
 	__u16 rflags = 0;
 	__u32 reason;
 	int v = 0;
@@ -159,9 +332,24 @@ static __always_inline __u32 ingress_verdict(const struct ph_pkt *p,
 		return ingress_syn(&k, p, &clk);
 
 	ph_flow_key_init(&k, p, PH_DIR_IN);
-	if (ph_flows_hit(&k, p, PH_DIR_IN, &clk))
-		return PH_R_PASS_FLOW;
-	reason = ph_half_open_hit(&k, p, PH_DIR_IN, &clk);
+	f = bpf_map_lookup_elem(&flows, &k);
+	if (f) {
+		/* The flag first: other flows pay this test alone. */
+		if (ph_unlikely((f->flags & PH_FF_CTRL_ANY) &&
+				ph_cfg.track_ftp)) {
+			reason = ingress_ctrl_flow(ctx, p, &k, f, &clk);
+			if (reason != PH_CONTINUE)
+				return reason;
+		} else if (ph_flow_use(f, &k, p, PH_DIR_IN, &clk)) {
+			return PH_R_PASS_FLOW;
+		}
+	}
+	reason = ph_half_open_hit(&k, p, PH_DIR_IN, &clk, 1);
+	if (ph_unlikely(reason == PH_CTRL_PROMOTED)) {
+		if (!ph_ftp_stash(PH_DIR_IN, &k, p, 0))
+			xdp_ftp_run(ctx, ph_ftp_what_open(p));
+		reason = PH_R_PASS_HALF_OPEN;
+	}
 	if (reason != PH_CONTINUE)
 		return reason;
 	if (p->proto == IPPROTO_TCP && ph_cfg.failsafe_port &&
@@ -196,7 +384,7 @@ int pinhole_xdp(struct xdp_md *ctx)
 
 	reason = ph_parse(data, data_end, data_end - data, &pkt, &quoted);
 	if (reason == PH_CONTINUE) {
-		reason = ingress_verdict(&pkt, &quoted);
+		reason = ingress_verdict(ctx, &pkt, &quoted);
 		if (pkt.frag == PH_FRAG_FIRST && !PH_REASON_IS_DROP(reason))
 			ph_frag_remember(&pkt, reason, ph_now());
 	}

@@ -25,6 +25,10 @@
 #define __always_inline inline __attribute__((always_inline))
 #endif
 
+/* Block placement: keeps rare work (FTP control connections) out of the
+ * straight line of the fast path. */
+#define ph_unlikely(x) __builtin_expect(!!(x), 0)
+
 /*
  * Defined once per object by the entry file (xdp_ingress.bpf.c,
  * tc_egress.bpf.c). ph_cfg lives in .rodata: the loader fills it before load

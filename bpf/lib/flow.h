@@ -9,6 +9,7 @@
 #define PH_BPF_FLOW_H
 
 #include "common.h"
+#include "ftp.h"
 
 /* Keys are hashed byte for byte: every byte, padding included, is set. */
 static __always_inline void ph_flow_key_init(struct ph_flow_key *k,
@@ -63,8 +64,10 @@ static __always_inline __u64 ph_flow_timeout_ns(const struct ph_flow *f,
 #define PH_RECHECK_JIFFIES 100
 
 /*
- * A packet hit @f in flows. Returns 1 if the entry was live (the packet
- * passes), 0 if it had idled out (deleted; the packet is judged afresh).
+ * A packet hit @f in flows. Returns 0 if the entry had idled out (deleted;
+ * the packet is judged afresh), else non-zero (the packet passes): 2 when
+ * this packet ended the connection (a RST, or the FIN completing both
+ * ways), 1 otherwise.
  */
 static __always_inline int ph_flow_use(struct ph_flow *f,
 				       const struct ph_flow_key *k,
@@ -90,7 +93,7 @@ static __always_inline int ph_flow_use(struct ph_flow *f,
 	    (p->tcp_flags & (PH_TCP_RST | PH_TCP_FIN))) {
 		if (p->tcp_flags & PH_TCP_RST) {
 			bpf_map_delete_elem(&flows, k);
-			return 1;
+			return 2;
 		}
 		if (!(f->flags & fin_me)) {
 			f->flags |= fin_me;
@@ -100,6 +103,7 @@ static __always_inline int ph_flow_use(struct ph_flow *f,
 				f->state = PH_FS_CLOSING;
 				f->last_seen_ns = ph_clock_ns(clk);
 				f->checked_jiffies = j;
+				return 2;
 			}
 		}
 	}
@@ -140,8 +144,9 @@ static __always_inline void ph_half_open_add(const struct ph_flow_key *k,
 	bpf_map_update_elem(&half_open, k, &f, BPF_ANY);
 }
 
-static __always_inline void ph_promote(const struct ph_flow_key *k,
-				       const struct ph_flow *ho, __u64 now)
+/* Returns 1 if the flow promoted is a tracked FTP control connection. */
+static __always_inline int ph_promote(const struct ph_flow_key *k,
+				      const struct ph_flow *ho, __u64 now)
 {
 	struct ph_flow f = *ho;
 
@@ -150,7 +155,13 @@ static __always_inline void ph_promote(const struct ph_flow_key *k,
 	f.checked_jiffies = bpf_jiffies64();
 	bpf_map_update_elem(&flows, k, &f, BPF_ANY);
 	bpf_map_delete_elem(&half_open, k);
+	return (f.flags & PH_FF_CTRL_ANY) && ph_cfg.track_ftp &&
+	       k->proto == IPPROTO_TCP;
 }
+
+/* ph_half_open_hit() with @ctrl: the packet passes (PASS_HALF_OPEN) and
+ * promoted an FTP control connection, whose session the caller starts. */
+#define PH_CTRL_PROMOTED (PH_R_MAX + 2)
 
 /*
  * A packet matching a half-open entry passes (PASS_HALF_OPEN); the packet
@@ -159,11 +170,12 @@ static __always_inline void ph_promote(const struct ph_flow_key *k,
  *     any datagram coming back;
  *   first packet came in: the peer's ACK (without SYN) arriving, or for UDP
  *     our reply leaving.
- * A RST from either side ends the attempt.
+ * A RST from either side ends the attempt. With @ctrl, the promotion of an
+ * FTP control connection returns PH_CTRL_PROMOTED.
  */
 static __always_inline __u32 ph_half_open_hit(const struct ph_flow_key *k,
 					      const struct ph_pkt *p, int dir,
-					      struct ph_clock *clk)
+					      struct ph_clock *clk, int ctrl)
 {
 	struct ph_flow *f = bpf_map_lookup_elem(&half_open, k);
 	int is_reply;
@@ -186,12 +198,11 @@ static __always_inline __u32 ph_half_open_hit(const struct ph_flow_key *k,
 
 		if (p->tcp_flags & PH_TCP_RST)
 			bpf_map_delete_elem(&half_open, k);
-		else if (dir == PH_DIR_IN && is_reply &&
-			 sa == (PH_TCP_SYN | PH_TCP_ACK))
-			ph_promote(k, f, now);
-		else if (dir == PH_DIR_IN && !is_reply &&
-			 sa == PH_TCP_ACK)
-			ph_promote(k, f, now);
+		else if (dir == PH_DIR_IN &&
+			 (is_reply ? sa == (PH_TCP_SYN | PH_TCP_ACK) :
+				     sa == PH_TCP_ACK) &&
+			 ph_promote(k, f, now) && ctrl)
+			return PH_CTRL_PROMOTED;
 	} else if (is_reply) {
 		ph_promote(k, f, now);
 	}
@@ -235,6 +246,8 @@ static __always_inline int ph_expect_take(const struct ph_flow_key *k,
 
 			if (bpf_map_delete_elem(&expect, &ek) == 0) {
 				*session = s;
+				if (ph_cfg.track_ftp)
+					ph_ftp_expect_used(&ek, k, s, dir);
 				return PH_EXP_TAKEN;
 			}
 		} else {

@@ -139,4 +139,25 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } ftp_totals SEC(".maps");
 
+/* The datapath's per-connection FTP parser state (ph_ftp_ctrl carries a
+ * spin lock). Not preallocated: entries exist only for live control
+ * connections, and a CPU still holding one that another CPU deleted
+ * writes to memory RCU keeps alive, not to a reused entry. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, PH_FTP_CTRL_MAX);
+	__type(key, struct ph_flow_key);
+	__type(value, struct ph_ftp_ctrl);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ftp_ctrl SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ph_ftp_dp_stats);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ftp_dp_stats SEC(".maps");
+
 #endif /* PH_BPF_MAPS_H */

@@ -366,8 +366,13 @@ static __always_inline __u32 ph_parse_l4(struct ph_cursor *c,
 	__u32 hlen;
 
 	p->l4_off = c->pos - c->data;
-	if (p->frag == PH_FRAG_LATER)
+	/* Only TCP and UDP set ports, yet paths the verifier cannot rule out
+	 * read them: without a value clang may leave any register there. So
+	 * every other way out zeroes them (one store for both). */
+	if (p->frag == PH_FRAG_LATER) {
+		p->sport = p->dport = 0;
 		return PH_CONTINUE;
+	}
 
 	switch (p->proto) {
 	case IPPROTO_TCP: {
@@ -402,6 +407,7 @@ static __always_inline __u32 ph_parse_l4(struct ph_cursor *c,
 		/* Same 8-byte layout for both: type, code, csum, id, seq. */
 		struct ph_icmphdr *ih = c->pos;
 
+		p->sport = p->dport = 0;
 		if ((p->proto == IPPROTO_ICMP) != (p->family == 4))
 			return PH_CONTINUE; /* ICMP in v6 or v.v.: other L4 */
 		hlen = sizeof(*ih);
@@ -416,6 +422,7 @@ static __always_inline __u32 ph_parse_l4(struct ph_cursor *c,
 		break;
 	}
 	default:
+		p->sport = p->dport = 0;
 		return PH_CONTINUE;
 	}
 	p->payload_off = p->l4_off + hlen;

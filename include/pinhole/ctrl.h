@@ -14,6 +14,7 @@
 #define PINHOLE_CTRL_H
 
 #include <linux/types.h>
+#include <linux/bpf.h> /* struct bpf_spin_lock */
 #include <pinhole/pinhole.h>
 
 #define PH_CTRL_CAP 512            /* payload bytes copied per segment */
@@ -89,6 +90,87 @@ struct ph_ftp_totals {
 	__u64 refused_by_reason[PH_FTP_REFUSE_SLOTS]; /* index: user/ftp.h enum */
 	__u64 events;
 	__u64 events_lost;   /* sequence gaps the tracker had to resync over */
+};
+
+/* ---------------------------------------------------------------------- */
+/* The datapath's own half of FTP tracking (bpf/lib/ftp.h,                 */
+/* docs/datapath.md "FTP control connections"). Userspace only reads these. */
+/* ---------------------------------------------------------------------- */
+
+/* Payload of a segment reported as up to this many consecutive CTRL_DATA
+ * records of at most PH_CTRL_CAP bytes each (seq, len = caplen per record;
+ * a longer segment's last record has caplen < len). */
+#define PH_CTRL_CHUNKS 4
+
+/* PH_EV_CTRL_OPEN: data[] holds this (caplen = sizeof), taken from the
+ * handshake: the sequence number of each side's first data byte. */
+struct ph_ctrl_open_data {
+	__u32 client_nxt;
+	__u32 server_nxt;
+};
+
+/* ph_ftp_parse.flags */
+#define PH_FTPC_ENCRYPTED (1u << 0) /* implicit FTPS, or 234 seen: no parsing */
+#define PH_FTPC_PINHOLE (1u << 1)   /* ph_ftp_parse.pinhole is installed */
+
+/* ph_ftp_parse.last_cmd: the client command awaiting its reply */
+enum ph_ftpc_cmd {
+	PH_FTPC_CMD_NONE = 0,
+	PH_FTPC_CMD_OTHER,
+	PH_FTPC_CMD_PORT,
+	PH_FTPC_CMD_EPRT,
+	PH_FTPC_CMD_PASV,
+	PH_FTPC_CMD_EPSV,
+	PH_FTPC_CMD_AUTH,
+};
+
+/* One direction of a control connection, as the in-kernel parser sees it. */
+struct ph_ftp_stream_bpf {
+	__u64 head;     /* first 8 bytes of the line (byte i: bits 8i..8i+7) */
+	__u32 nxt;      /* sequence number of the next byte to parse */
+	__u16 line_len; /* bytes of the current line so far (saturating) */
+	__u8 cr;        /* the last of them is a CR */
+	__u8 burst;     /* data-port lines since the other side's last line */
+};
+
+/* What the in-kernel parser knows of a session (user/ftp.c's state, cut
+ * down to what one segment needs). */
+struct ph_ftp_parse {
+	struct ph_ftp_stream_bpf st[2]; /* [0] from the server, [1] the client */
+	struct ph_flow_key pinhole;     /* valid with PH_FTPC_PINHOLE */
+	__u8 flags;           /* PH_FTPC_* */
+	__u8 last_cmd;        /* enum ph_ftpc_cmd */
+	__u8 awaiting;        /* last_cmd has had no final reply yet */
+	__u8 epsv_bad_family; /* EPSV 1/2 naming the other family */
+	__u8 last_cmd_opened; /* the pinhole came from last_cmd (PORT/EPRT) */
+	__u8 in_multiline;
+	__u16 ml_code;        /* code of the open multi-line reply */
+};
+
+/* ftp_ctrl: hash keyed by the control flow key, written by the datapath
+ * only, one entry per confirmed control connection. */
+struct ph_ftp_ctrl {
+	struct bpf_spin_lock lock; /* guards busy, desync and the copy of ps */
+	__u8 busy;    /* a CPU is parsing a segment of this session right now */
+	__u8 desync;  /* the in-kernel parser gave up on this session */
+	__u8 role;    /* enum ph_ftp_host_role */
+	__u8 family;  /* 4 or 6 */
+	__u32 session;
+	__u32 pad;
+	__u64 created_ns;
+	struct ph_ftp_parse ps;
+};
+
+/* ftp_dp_stats: per-CPU array [1], the datapath's FTP counters. */
+struct ph_ftp_dp_stats {
+	__u64 sessions;    /* control connections confirmed (CTRL_OPEN) */
+	__u64 segments;    /* control segments with payload reported */
+	__u64 events;      /* records written to `events` */
+	__u64 events_lost; /* records the full ring buffer refused */
+	__u64 pinholes;    /* pinholes the datapath installed (EXPECT_BPF) */
+	__u64 desyncs;     /* sessions whose in-kernel parser stopped */
+	__u64 conflicts;   /* segments of one session on two CPUs at once */
+	__u64 ctrl_full;   /* control connections without an ftp_ctrl entry */
 };
 
 #endif /* PINHOLE_CTRL_H */

@@ -14,7 +14,7 @@
 #include <string.h>
 #include <linux/types.h>
 
-#define PKT_MAX 2048
+#define PKT_MAX 4096
 
 enum pkt_frag {
 	PKT_FRAG_NONE = 0,
@@ -48,6 +48,12 @@ struct pkt_spec {
 	int l4_cut;          /* emit only this many bytes of the L4 header */
 	int payload;         /* payload bytes */
 	int trunc;           /* cut the frame to this many bytes */
+	/* TCP: explicit sequence and acknowledgement numbers (else 1000 and,
+	 * with ACK, 2000), and payload bytes (else `payload` bytes of 0xcd) */
+	int set_seq;
+	__u32 seq, ack;
+	const void *data;
+	int data_len;
 };
 
 static inline void pkt_addr(int family, const char *s, __u8 *out)
@@ -85,8 +91,9 @@ static int pkt_l4(const struct pkt_spec *s, __u8 *b)
 		memset(b, 0, hlen);
 		pkt_put16(b, s->sport);
 		pkt_put16(b + 2, s->dport);
-		pkt_put32(b + 4, 1000);
-		pkt_put32(b + 8, (s->flags & 0x10) ? 2000 : 0);
+		pkt_put32(b + 4, s->set_seq ? s->seq : 1000);
+		pkt_put32(b + 8, s->set_seq ? s->ack :
+				 (s->flags & 0x10) ? 2000 : 0);
 		b[12] = (s->tcp_doff ? s->tcp_doff : hlen / 4) << 4;
 		b[13] = s->flags;
 		pkt_put16(b + 14, 65535);
@@ -124,6 +131,10 @@ static int pkt_l4(const struct pkt_spec *s, __u8 *b)
 	}
 	if (s->l4_cut && s->l4_cut < n)
 		n = s->l4_cut;
+	if (s->data) {
+		memcpy(b + n, s->data, s->data_len);
+		return n + s->data_len;
+	}
 	memset(b + n, 0xcd, s->payload);
 	return n + s->payload;
 }

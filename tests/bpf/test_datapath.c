@@ -11,34 +11,7 @@
  * Needs root (exit 77 otherwise). Maps are pinned under a private
  * /sys/fs/bpf/ph-dp-test-<pid>, removed at exit.
  */
-#include <errno.h>
-#include <signal.h>
-#include <stdarg.h>
-#include <stdbool.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-#include <unistd.h>
-#include <sys/mount.h>
-#include <sys/stat.h>
-#include <sys/vfs.h>
-#include <linux/bpf.h>
-#include <linux/pkt_cls.h>
-#include <linux/magic.h>
-#include <bpf/bpf.h>
-#include <bpf/libbpf.h>
-#include <pinhole/pinhole.h>
-#include "xdp_ingress.skel.h"
-#include "tc_egress.skel.h"
-#include "bpf/pkt.h"
-
-/* The step tables leave trailing fields to their zero default. */
-#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
-
-#define IN PH_DIR_IN
-#define OUT PH_DIR_OUT
-#define NSEC 1000000000ull
+#include "bpf/fixture.h"
 
 /* Addresses: this host, an allowed peer, an excluded peer inside the
  * allowed prefix, and a peer outside it. */
@@ -51,34 +24,9 @@
 #define X6 "2001:db8:1::66"
 #define O6 "2001:db8:ff::9"
 
-#define FIN 0x01
-#define SYN 0x02
-#define RST 0x04
-#define PSH 0x08
-#define ACK 0x10
-#define URG 0x20
-
 #define FAILSAFE_PORT 2222
 
-/* Packet shorthands. I/O: inbound (remote -> local) or outbound. */
-#define TCP4(s, d, sp, dp, fl, ...)                                           \
-	{ .family = 4, .src = s, .dst = d, .proto = IPPROTO_TCP,             \
-	  .sport = sp, .dport = dp, .flags = fl, __VA_ARGS__ }
-#define TCP6(s, d, sp, dp, fl, ...)                                           \
-	{ .family = 6, .src = s, .dst = d, .proto = IPPROTO_TCP,             \
-	  .sport = sp, .dport = dp, .flags = fl, __VA_ARGS__ }
-#define UDP4(s, d, sp, dp, ...)                                               \
-	{ .family = 4, .src = s, .dst = d, .proto = IPPROTO_UDP,             \
-	  .sport = sp, .dport = dp, __VA_ARGS__ }
-#define UDP6(s, d, sp, dp, ...)                                               \
-	{ .family = 6, .src = s, .dst = d, .proto = IPPROTO_UDP,             \
-	  .sport = sp, .dport = dp, __VA_ARGS__ }
-#define ICMP4(s, d, t, c, id, ...)                                            \
-	{ .family = 4, .src = s, .dst = d, .proto = IPPROTO_ICMP,            \
-	  .icmp_type = t, .icmp_code = c, .icmp_id = id, __VA_ARGS__ }
-#define ICMP6(s, d, t, c, id, ...)                                            \
-	{ .family = 6, .src = s, .dst = d, .proto = IPPROTO_ICMPV6,          \
-	  .icmp_type = t, .icmp_code = c, .icmp_id = id, __VA_ARGS__ }
+/* I/O: inbound (remote -> local) or outbound. */
 #define TI4(sp, dp, fl, ...) TCP4(R4, L4, sp, dp, fl, __VA_ARGS__)
 #define TO4(sp, dp, fl, ...) TCP4(L4, R4, sp, dp, fl, __VA_ARGS__)
 #define TI6(sp, dp, fl, ...) TCP6(R6, L6, sp, dp, fl, __VA_ARGS__)
@@ -114,310 +62,6 @@ struct step {
 	bool (*check)(struct fx *, const struct step *);
 };
 
-struct fx_opts {
-	const char *name;
-	bool fail_open;
-	__u32 half_open_max;
-};
-
-struct fx {
-	char dir[256];
-	struct xdp_ingress_bpf *x;
-	struct tc_egress_bpf *t;
-	int state, slot_meta, ports, rules, peers, flows, half_open, frags,
-		expect, counters;
-	int ncpus;
-	/* ports entries written, so a reset can clear them */
-	__u32 port_idx[256];
-	int nports;
-	/* reasons seen, for the coverage check at the end */
-	__u64 seen[PH_R_MAX];
-};
-
-static char root_dir[128];
-static struct fx *fxs[4];
-static int nfx;
-static int failures, checks;
-static const char *group = "";
-
-static const char *reason_names[] = {
-#define X(e, n, t) n,
-	PH_PASS_REASONS(X) PH_DROP_REASONS(X)
-#undef X
-};
-
-static void fail(const char *name, const char *fmt, ...)
-{
-	va_list ap;
-
-	failures++;
-	fprintf(stderr, "FAIL [%s] %s: ", group, name);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
-
-#define ASSERT(cond, name, ...)                                               \
-	({                                                                    \
-		bool ok_ = (cond);                                            \
-		checks++;                                                     \
-		if (!ok_)                                                     \
-			fail(name, __VA_ARGS__);                              \
-		ok_;                                                          \
-	})
-
-/* ---- fixture lifetime ------------------------------------------------- */
-
-static int libbpf_quiet(enum libbpf_print_level lvl, const char *fmt,
-			va_list ap)
-{
-	if (lvl == LIBBPF_WARN || getenv("PH_TEST_VERBOSE"))
-		return vfprintf(stderr, fmt, ap);
-	return 0;
-}
-
-static void fx_destroy(struct fx *f)
-{
-	if (!f)
-		return;
-	if (f->x && bpf_object__unpin_maps(f->x->obj, NULL))
-		fprintf(stderr, "unpin %s failed\n", f->dir);
-	tc_egress_bpf__destroy(f->t);
-	xdp_ingress_bpf__destroy(f->x);
-	rmdir(f->dir);
-	free(f);
-}
-
-static void cleanup(void)
-{
-	while (nfx > 0)
-		fx_destroy(fxs[--nfx]);
-	if (root_dir[0])
-		rmdir(root_dir);
-}
-
-static void on_signal(int sig)
-{
-	cleanup();
-	signal(sig, SIG_DFL);
-	raise(sig);
-}
-
-static int ensure_bpffs(void)
-{
-	struct statfs st;
-
-	if (statfs("/sys/fs/bpf", &st) == 0 && st.f_type == BPF_FS_MAGIC)
-		return 0;
-	if (mount("bpf", "/sys/fs/bpf", "bpf", 0, NULL)) {
-		fprintf(stderr, "cannot mount bpffs on /sys/fs/bpf: %s\n",
-			strerror(errno));
-		return -1;
-	}
-	return 0;
-}
-
-/* Small tables load fast; the flood test shrinks half_open to a size it
- * can overrun. Both objects must agree, or the second cannot reuse the
- * first one's pinned maps. */
-static void set_small_maps(struct bpf_map *ho, struct bpf_map *fl,
-			   const struct fx_opts *o)
-{
-	bpf_map__set_max_entries(fl, 4096);
-	bpf_map__set_max_entries(ho, o->half_open_max ? o->half_open_max :
-							4096);
-}
-
-static struct fx *fx_create(const struct fx_opts *o)
-{
-	LIBBPF_OPTS(bpf_object_open_opts, oo);
-	struct fx *f = calloc(1, sizeof(*f));
-	int err;
-
-	if (!f)
-		return NULL;
-	fxs[nfx++] = f;
-	snprintf(f->dir, sizeof(f->dir), "%s/%s", root_dir, o->name);
-	if (mkdir(f->dir, 0700)) {
-		fprintf(stderr, "mkdir %s: %s\n", f->dir, strerror(errno));
-		return NULL;
-	}
-	oo.pin_root_path = f->dir;
-	f->x = xdp_ingress_bpf__open_opts(&oo);
-	f->t = tc_egress_bpf__open_opts(&oo);
-	if (!f->x || !f->t) {
-		fprintf(stderr, "skeleton open failed\n");
-		return NULL;
-	}
-	f->x->rodata->ph_cfg.fail_open = o->fail_open;
-	f->t->rodata->ph_cfg.fail_open = o->fail_open;
-	f->x->rodata->ph_cfg.failsafe_port = FAILSAFE_PORT;
-	f->t->rodata->ph_cfg.failsafe_port = FAILSAFE_PORT;
-	set_small_maps(f->x->maps.half_open, f->x->maps.flows, o);
-	set_small_maps(f->t->maps.half_open, f->t->maps.flows, o);
-	err = xdp_ingress_bpf__load(f->x);
-	if (!err)
-		err = tc_egress_bpf__load(f->t);
-	if (err) {
-		fprintf(stderr, "load failed: %s (PH_TEST_VERBOSE=1 for the log)\n",
-			strerror(-err));
-		return NULL;
-	}
-	f->state = bpf_map__fd(f->x->maps.state);
-	f->slot_meta = bpf_map__fd(f->x->maps.slot_meta);
-	f->ports = bpf_map__fd(f->x->maps.ports);
-	f->rules = bpf_map__fd(f->x->maps.rules);
-	f->peers = bpf_map__fd(f->x->maps.peers);
-	f->flows = bpf_map__fd(f->x->maps.flows);
-	f->half_open = bpf_map__fd(f->x->maps.half_open);
-	f->frags = bpf_map__fd(f->x->maps.frags);
-	f->expect = bpf_map__fd(f->x->maps.expect);
-	f->counters = bpf_map__fd(f->x->maps.counters);
-	f->ncpus = libbpf_num_possible_cpus();
-	return f;
-}
-
-/* ---- time --------------------------------------------------------------- */
-
-static __u64 clock_offset;
-
-static void fx_advance(struct fx *f, __u64 ns)
-{
-	clock_offset += ns;
-	f->x->bss->ph_clock_offset_ns = clock_offset;
-	f->t->bss->ph_clock_offset_ns = clock_offset;
-}
-
-/* The programs' idea of now (coarse monotonic clock + offset). */
-static __u64 fx_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	return ts.tv_sec * NSEC + ts.tv_nsec + clock_offset;
-}
-
-/* ---- policy fixtures ------------------------------------------------ */
-
-static void map_clear(int fd)
-{
-	__u8 key[64];
-
-	while (bpf_map_get_next_key(fd, NULL, key) == 0)
-		if (bpf_map_delete_elem(fd, key))
-			break;
-}
-
-static int map_count(int fd)
-{
-	__u8 key[64], next[64];
-	int n = 0;
-	void *prev = NULL;
-
-	while (bpf_map_get_next_key(fd, prev, next) == 0) {
-		memcpy(key, next, sizeof(key));
-		prev = key;
-		n++;
-	}
-	return n;
-}
-
-static void set_meta(struct fx *f, __u32 slot, __u8 def_in, __u8 def_out,
-		     __u8 echo_in, __u8 echo_out)
-{
-	struct ph_slot_meta m = {
-		.default_verdict = { def_in, def_out },
-		.icmp_echo = { echo_in, echo_out },
-		.ftp_ttl_ms = 30000,
-	};
-
-	bpf_map_update_elem(f->slot_meta, &slot, &m, BPF_ANY);
-}
-
-static void set_slot(struct fx *f, __u32 slot)
-{
-	struct ph_state st = { .active_slot = slot,
-			       .layout_version = PH_LAYOUT_VERSION };
-	__u32 zero = 0;
-
-	bpf_map_update_elem(f->state, &zero, &st, BPF_ANY);
-}
-
-static void set_port(struct fx *f, __u32 slot, int l4, int table, int port,
-		     __u16 val)
-{
-	__u32 idx = PH_PORT_IDX(slot, l4, table, port);
-
-	bpf_map_update_elem(f->ports, &idx, &val, BPF_ANY);
-	if (f->nports < (int)(sizeof(f->port_idx) / sizeof(f->port_idx[0])))
-		f->port_idx[f->nports++] = idx;
-}
-
-/* Rule @idx in @slot for ports lo..hi of (l4, table). */
-static void add_rule(struct fx *f, __u32 slot, __u16 idx, int l4, int table,
-		     int lo, int hi, __u8 action, __u16 flags, __u16 set)
-{
-	struct ph_rule r = {
-		.action = action, .l4 = l4, .table = table, .flags = flags,
-		.service = idx, .port_lo = lo, .port_hi = hi, .peer_set = set,
-	};
-	__u32 ri = slot * PH_MAX_RULES + idx;
-	int p;
-
-	bpf_map_update_elem(f->rules, &ri, &r, BPF_ANY);
-	for (p = lo; p <= hi; p++)
-		set_port(f, slot, l4, table, p, idx + 1);
-}
-
-static void add_peer(struct fx *f, __u32 slot, __u16 set, const char *cidr,
-		     __u8 action)
-{
-	struct ph_peer_key k = { .slot = slot, .set = htons(set) };
-	struct ph_peer_val v = { .action = action };
-	char buf[64], *slash;
-	int len;
-
-	snprintf(buf, sizeof(buf), "%s", cidr);
-	slash = strchr(buf, '/');
-	*slash = 0;
-	len = atoi(slash + 1);
-	if (strchr(buf, ':')) {
-		inet_pton(AF_INET6, buf, k.addr);
-		k.prefixlen = PH_PEER_KEY_FIXED_BITS + len;
-	} else {
-		k.addr[10] = k.addr[11] = 0xff;
-		inet_pton(AF_INET, buf, k.addr + 12);
-		k.prefixlen = PH_PEER_KEY_FIXED_BITS + 96 + len;
-	}
-	if (bpf_map_update_elem(f->peers, &k, &v, BPF_ANY))
-		fprintf(stderr, "peer %s: %s\n", cidr, strerror(errno));
-}
-
-static void fx_reset(struct fx *f)
-{
-	struct ph_rule zr = {};
-	__u16 zero16 = 0;
-	__u32 i, ri;
-
-	for (i = 0; i < (__u32)f->nports; i++)
-		bpf_map_update_elem(f->ports, &f->port_idx[i], &zero16, BPF_ANY);
-	f->nports = 0;
-	for (i = 0; i < 32; i++) {
-		ri = i;
-		bpf_map_update_elem(f->rules, &ri, &zr, BPF_ANY);
-		ri = PH_MAX_RULES + i;
-		bpf_map_update_elem(f->rules, &ri, &zr, BPF_ANY);
-	}
-	map_clear(f->peers);
-	map_clear(f->flows);
-	map_clear(f->half_open);
-	map_clear(f->frags);
-	map_clear(f->expect);
-	set_meta(f, 0, 0, 0, 0, 0);
-	set_meta(f, 1, 0, 0, 0, 0);
-	set_slot(f, 0);
-}
 
 enum {
 	R_HTTP, R_FTP, R_SSH, R_TELNET, R_QUIC, R_FTPDATA_IN, R_SMTP_OUT,
@@ -466,70 +110,6 @@ static void policy_base(struct fx *f)
 	add_peer(f, 0, 2, "198.51.100.0/24", PH_ACT_ALLOW);
 }
 
-/* ---- running a packet --------------------------------------------------- */
-
-static void v4mapped(const char *s, __u8 *out)
-{
-	memset(out, 0, 16);
-	out[10] = out[11] = 0xff;
-	inet_pton(AF_INET, s, out + 12);
-}
-
-static void addr16(int family, const char *s, __u8 *out)
-{
-	if (family == 4)
-		v4mapped(s, out);
-	else
-		inet_pton(AF_INET6, s, out);
-}
-
-/* The host-oriented key the datapath builds for @p seen in @dir. */
-static void key_of(const struct pkt_spec *p, int dir, struct ph_flow_key *k)
-{
-	const char *local = dir == IN ? p->dst : p->src;
-	const char *remote = dir == IN ? p->src : p->dst;
-
-	memset(k, 0, sizeof(*k));
-	addr16(p->family, local, k->local);
-	addr16(p->family, remote, k->remote);
-	k->proto = p->proto;
-	if (p->proto == IPPROTO_ICMP || p->proto == IPPROTO_ICMPV6) {
-		k->lport = htons(p->icmp_id);
-		return;
-	}
-	k->lport = htons(dir == IN ? p->dport : p->sport);
-	k->rport = htons(dir == IN ? p->sport : p->dport);
-}
-
-static void read_counters(struct fx *f, struct ph_counter *out)
-{
-	struct ph_counter vals[f->ncpus];
-	__u32 i;
-	int c;
-
-	for (i = 0; i < PH_COUNTER_ENTRIES; i++) {
-		out[i].packets = out[i].bytes = 0;
-		if (bpf_map_lookup_elem(f->counters, &i, vals))
-			continue;
-		for (c = 0; c < f->ncpus; c++) {
-			out[i].packets += vals[c].packets;
-			out[i].bytes += vals[c].bytes;
-		}
-	}
-}
-
-static int run_prog(struct fx *f, int dir, const __u8 *buf, int len,
-		    __u32 *retval)
-{
-	LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = buf,
-		    .data_size_in = len, .repeat = 1);
-	int fd = bpf_program__fd(dir == IN ? f->x->progs.pinhole_xdp :
-					     f->t->progs.pinhole_tc);
-	int err = bpf_prog_test_run_opts(fd, &o);
-
-	*retval = o.retval;
-	return err;
-}
 
 static bool check_effect(struct fx *f, const struct step *s,
 			 const struct pkt_spec *p, int nflows, int nhalf)
@@ -1206,32 +786,18 @@ static void coverage(struct fx **all, int n)
 
 int main(void)
 {
-	struct fx_opts closed = { .name = "main" };
-	struct fx_opts open_ = { .name = "fail-open", .fail_open = true };
+	struct fx_opts closed = { .name = "main",
+				  .failsafe_port = FAILSAFE_PORT };
+	struct fx_opts open_ = { .name = "fail-open", .fail_open = true,
+				 .failsafe_port = FAILSAFE_PORT };
 	struct fx_opts flood = { .name = "flood",
-				 .half_open_max = FLOOD_HALF_OPEN };
+				 .half_open_max = FLOOD_HALF_OPEN,
+				 .failsafe_port = FAILSAFE_PORT };
 	struct fx *f, *fo, *ff;
+	int rc = fx_init("ph-dp-test");
 
-	if (geteuid() != 0) {
-		printf("SKIP: needs root (BPF_PROG_TEST_RUN)\n");
-		return 77;
-	}
-	setvbuf(stdout, NULL, _IOLBF, 0);
-	libbpf_set_print(libbpf_quiet);
-	if (ensure_bpffs())
-		return 1;
-	snprintf(root_dir, sizeof(root_dir), "/sys/fs/bpf/ph-dp-test-%d",
-		 getpid());
-	if (mkdir(root_dir, 0700)) {
-		fprintf(stderr, "mkdir %s: %s\n", root_dir, strerror(errno));
-		return 1;
-	}
-	atexit(cleanup);
-	signal(SIGINT, on_signal);
-	signal(SIGTERM, on_signal);
-	signal(SIGSEGV, on_signal);
-	signal(SIGABRT, on_signal);
-
+	if (rc)
+		return rc;
 	f = fx_create(&closed);
 	fo = f ? fx_create(&open_) : NULL;
 	ff = fo ? fx_create(&flood) : NULL;
