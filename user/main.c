@@ -16,11 +16,13 @@
 #include <linux/if_link.h>
 #include <bpf/bpf.h>
 
+#include "ftp.h"
 #include "loader.h"
 #include "log.h"
 #include "maps_io.h"
 #include "output.h"
 #include "policy.h"
+#include "tracker.h"
 #include "util.h"
 
 /* Options a command accepts (beyond --pin-dir, -v, -j, -h). */
@@ -33,12 +35,13 @@ enum {
 	O_FLOWS = 1 << 5,
 	O_HALF_OPEN = 1 << 6,
 	O_ALL = 1 << 7,
+	O_SYSLOG = 1 << 8,
 };
 #define O_LOAD (O_MODE | O_FAILSAFE | O_FAIL_OPEN | O_FAIL_CLOSED | O_FLOWS | O_HALF_OPEN)
 
 struct ctx {
 	char pin_dir[PATH_MAX];
-	bool json, all;
+	bool json, all, syslog;
 	const char *policy;
 	enum ph_xdp_mode mode;
 	struct ph_load_opts load;
@@ -318,23 +321,6 @@ static int do_attach(struct ctx *c)
 	return r;
 }
 
-/*
- * Session tracker hook. The later issue plugs in here: consume the events
- * ring buffer, follow FTP control channels, install and revoke pinholes
- * in `expect`, expire them. Enforcement itself needs nothing from
- * userspace, so until then this only waits for a stop signal.
- * Returns the signal that stopped it.
- */
-static int session_tracker_run(struct ph_instance *inst, const sigset_t *stop)
-{
-	int sig = 0;
-
-	(void)inst;
-	while (sigwait(stop, &sig))
-		;
-	return sig;
-}
-
 /* Detach what `run` attached, if it is still ours; remove the instance
  * when nothing is left on it. */
 static int run_teardown(struct ctx *c, const struct attached *a)
@@ -373,10 +359,12 @@ static int run_teardown(struct ctx *c, const struct attached *a)
 static int do_run(struct ctx *c)
 {
 	struct iface_arg ifs[PH_IFACES_MAX];
+	struct ph_trk_run_opts topts = { .syslog = c->syslog };
+	struct ph_trk_runner *trk = NULL;
 	struct ph_policy pol;
 	struct attached *a;
 	sigset_t stop, old;
-	int r, lock, sig;
+	int r, lock, trk_lock, sig;
 
 	if (c->argc > PH_IFACES_MAX) {
 		pr_warn("at most %d interfaces per instance", PH_IFACES_MAX);
@@ -385,15 +373,22 @@ static int do_run(struct ctx *c)
 	r = attach_prepare(c, &pol, ifs);
 	if (r)
 		return r;
+	/* One session tracker per instance: refuse before touching it. */
+	trk_lock = ph_trk_lock(c->pin_dir);
+	if (trk_lock < 0) {
+		ph_policy_free(&pol);
+		return -trk_lock;
+	}
 	a = calloc(1, sizeof(*a));
 	lock = a ? ph_lock(c->pin_dir) : -PH_EXIT_ENV;
 	if (lock < 0) {
 		free(a);
+		ph_unlock(trk_lock);
 		ph_policy_free(&pol);
 		return -lock;
 	}
 	/* From here a stop signal waits until we can act on it: it is then
-	 * taken by session_tracker_run() and detaches cleanly. */
+	 * taken by the tracker's loop and detaches cleanly. */
 	signal(SIGPIPE, SIG_IGN);
 	sigemptyset(&stop);
 	sigaddset(&stop, SIGINT);
@@ -404,6 +399,13 @@ static int do_run(struct ctx *c)
 	ph_unlock(lock);
 	if (r)
 		goto out;
+	/* "ready" means tracked too: the ring buffer is open before it. */
+	r = ph_trk_runner_open(&trk, c->pin_dir, &topts);
+	if (r) {
+		ph_instance_close(&a->inst);
+		run_teardown(c, a);
+		goto out;
+	}
 
 	printf("pinhole: ready: enforcing %s on", pol.path);
 	for (int i = 0; i < a->n; i++)
@@ -412,22 +414,71 @@ static int do_run(struct ctx *c)
 	       a->generation, c->pin_dir);
 	fflush(stdout);
 
-	sig = session_tracker_run(&a->inst, &stop);
-	pr_debug("got signal %d; detaching", sig);
+	sig = ph_trk_runner_loop(trk, &stop);
+	ph_trk_runner_close(trk);
+	if (sig > 0)
+		pr_debug("got signal %d; detaching", sig);
 	ph_instance_close(&a->inst);
 	r = run_teardown(c, a);
+	if (!r && sig < 0)
+		r = PH_EXIT_ENV;
 out:
 	sigprocmask(SIG_SETMASK, &old, NULL);
+	ph_unlock(trk_lock);
 	ph_policy_free(&pol);
 	free(a);
 	return r;
 }
 
+/*
+ * The session tracker alone, for an instance made by `attach`. It holds
+ * only the tracker lock, so reload/detach/status keep working meanwhile;
+ * a detach of the whole instance stops it (exit 0).
+ */
 static int do_daemon(struct ctx *c)
 {
-	(void)c;
-	pr_warn("daemon: the FTP session tracker is not available in this version yet; use 'pinhole run' or 'pinhole attach' for enforcement");
-	return PH_EXIT_USER;
+	struct ph_trk_run_opts topts = { .syslog = c->syslog };
+	struct ph_trk_runner *trk;
+	struct ph_instance inst;
+	sigset_t stop, old;
+	int r, lock, sig;
+
+	r = ph_instance_open(&inst, c->pin_dir);
+	if (r == -ENOENT) {
+		pr_warn("no pinhole instance at %s: run attach first (pinhole --pin-dir %s attach --policy FILE IFACE)",
+			c->pin_dir, c->pin_dir);
+		return PH_EXIT_USER;
+	}
+	if (r)
+		return r;
+	r = ph_instance_need_compatible(&inst);
+	ph_instance_close(&inst);
+	if (r)
+		return r;
+	lock = ph_trk_lock(c->pin_dir);
+	if (lock < 0)
+		return -lock;
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGINT);
+	sigaddset(&stop, SIGTERM);
+	sigaddset(&stop, SIGHUP);
+	sigprocmask(SIG_BLOCK, &stop, &old);
+	r = ph_trk_runner_open(&trk, c->pin_dir, &topts);
+	if (!r) {
+		printf("pinhole: ready: tracking FTP sessions of %s (pid %ld%s); SIGINT or SIGTERM stops\n",
+		       c->pin_dir, (long)getpid(),
+		       c->syslog ? ", logging to syslog" : "");
+		fflush(stdout);
+		sig = ph_trk_runner_loop(trk, &stop);
+		ph_trk_runner_close(trk);
+		if (sig > 0)
+			pr_debug("got signal %d; stopping", sig);
+		r = sig < 0 ? PH_EXIT_ENV : PH_EXIT_OK;
+	}
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	ph_unlock(lock);
+	return r;
 }
 
 /* --------------------------------------------------------------- reload */
@@ -988,6 +1039,317 @@ static int do_flows(struct ctx *c)
 	return PH_EXIT_OK;
 }
 
+/* ------------------------------------------------------------- sessions */
+
+struct sess_row {
+	struct ph_flow_key key;
+	struct ph_ftp_session_info i;
+};
+
+struct hole_row {
+	struct ph_flow_key key;
+	struct ph_expect e;
+};
+
+static int cmp_sess(const void *a, const void *b)
+{
+	const struct sess_row *x = a, *y = b;
+
+	return x->i.started_ns < y->i.started_ns ? -1 :
+	       x->i.started_ns > y->i.started_ns;
+}
+
+static int cmp_hole(const void *a, const void *b)
+{
+	const struct hole_row *x = a, *y = b;
+
+	return x->e.deadline_ns < y->e.deadline_ns ? -1 :
+	       x->e.deadline_ns > y->e.deadline_ns;
+}
+
+/* Up to max entries of a hash map (key, then value, back to back). */
+static int read_hash(int fd, void *rows, size_t key_size, size_t row_size,
+		     int max)
+{
+	char prev[64], *row = rows;
+	int n = 0;
+
+	while (n < max && !bpf_map_get_next_key(fd, n ? prev : NULL, row)) {
+		memcpy(prev, row, key_size);
+		if (bpf_map_lookup_elem(fd, row, row + key_size))
+			continue; /* gone meanwhile */
+		row += row_size;
+		n++;
+	}
+	return n;
+}
+
+/* Client and server ends of a control connection. */
+static void sess_ends(const struct sess_row *s, char *cl, char *sv, size_t len)
+{
+	const struct ph_flow_key *k = &s->key;
+	bool server = s->i.role == PH_ROLE_SERVER;
+
+	ph_trk_fmt_endpoint(server ? k->remote : k->local,
+			    server ? k->rport : k->lport, cl, len);
+	ph_trk_fmt_endpoint(server ? k->local : k->remote,
+			    server ? k->lport : k->rport, sv, len);
+}
+
+static __u64 remaining_ns(__u64 deadline, __u64 now)
+{
+	return (__s64)(deadline - now) > 0 ? deadline - now : 0;
+}
+
+static void json_endpoint(struct ph_json *j, const char *what,
+			  const __u8 addr[16], __be16 port)
+{
+	char a[64], k[32];
+
+	ph_fmt_addr(addr, a, sizeof(a));
+	snprintf(k, sizeof(k), "%s_addr", what);
+	ph_json_kv_string(j, k, a);
+	snprintf(k, sizeof(k), "%s_port", what);
+	ph_json_kv_uint(j, k, ntohs(port));
+}
+
+static void json_pinhole(struct ph_json *j, const struct ph_flow_key *k,
+			 __u8 dir, __u32 session, __u64 ttl_ns)
+{
+	char p[8], id[16];
+
+	snprintf(id, sizeof(id), "%08x", session);
+	ph_json_object_begin(j);
+	ph_json_kv_string(j, "proto", ph_proto_name(k->proto, p, sizeof(p)));
+	json_endpoint(j, "local", k->local, k->lport);
+	json_endpoint(j, "remote", k->remote, k->rport);
+	ph_json_kv_string(j, "dir", ph_trk_dir_name(dir));
+	ph_json_kv_string(j, "session", id);
+	ph_json_kv_uint(j, "ttl_ms", ttl_ns / 1000000ull);
+	ph_json_object_end(j);
+}
+
+static void sessions_json(const char *pin_dir, bool running, long pid,
+			  const struct sess_row *ss, int ns,
+			  const struct hole_row *hs, int nh,
+			  const struct ph_ftp_totals *tot, __u64 now)
+{
+	struct ph_json j;
+	char id[16];
+
+	ph_json_init(&j, stdout);
+	ph_json_object_begin(&j);
+	ph_json_kv_string(&j, "pin_dir", pin_dir);
+	ph_json_key(&j, "tracker");
+	ph_json_object_begin(&j);
+	ph_json_kv_bool(&j, "running", running);
+	ph_json_kv_uint(&j, "pid", running && pid > 0 ? (__u64)pid : 0);
+	ph_json_object_end(&j);
+	ph_json_key(&j, "sessions");
+	ph_json_array_begin(&j);
+	for (int i = 0; i < ns; i++) {
+		const struct sess_row *s = &ss[i];
+		bool server = s->i.role == PH_ROLE_SERVER;
+		const struct ph_flow_key *k = &s->key;
+
+		snprintf(id, sizeof(id), "%08x", s->i.session);
+		ph_json_object_begin(&j);
+		ph_json_kv_string(&j, "session", id);
+		ph_json_kv_string(&j, "role", ph_trk_role_name(s->i.role));
+		json_endpoint(&j, "client", server ? k->remote : k->local,
+			      server ? k->rport : k->lport);
+		json_endpoint(&j, "server", server ? k->local : k->remote,
+			      server ? k->lport : k->rport);
+		ph_json_kv_string(&j, "state", ph_trk_state_name(s->i.state));
+		ph_json_kv_uint(&j, "age_ms", (now > s->i.started_ns ?
+					       now - s->i.started_ns : 0) / 1000000ull);
+		ph_json_kv_uint(&j, "idle_ms", (now > s->i.last_ns ?
+						now - s->i.last_ns : 0) / 1000000ull);
+		ph_json_kv_uint(&j, "lines", s->i.lines);
+		ph_json_kv_uint(&j, "opened", s->i.opened);
+		ph_json_kv_uint(&j, "used", s->i.used);
+		ph_json_kv_uint(&j, "expired", s->i.expired);
+		ph_json_kv_uint(&j, "revoked", s->i.revoked);
+		ph_json_kv_uint(&j, "refused", s->i.refused);
+		ph_json_key(&j, "pinhole");
+		if (s->i.has_pinhole)
+			json_pinhole(&j, &s->i.pinhole, s->i.pinhole_dir,
+				     s->i.session,
+				     remaining_ns(s->i.pinhole_deadline_ns, now));
+		else
+			ph_json_null(&j);
+		ph_json_object_end(&j);
+	}
+	ph_json_array_end(&j);
+	ph_json_key(&j, "pinholes");
+	ph_json_array_begin(&j);
+	for (int i = 0; i < nh; i++)
+		json_pinhole(&j, &hs[i].key, hs[i].e.dir, hs[i].e.session,
+			     remaining_ns(hs[i].e.deadline_ns, now));
+	ph_json_array_end(&j);
+	ph_json_key(&j, "totals");
+	ph_json_object_begin(&j);
+	ph_json_kv_uint(&j, "sessions", tot->sessions);
+	ph_json_kv_uint(&j, "opened", tot->opened);
+	ph_json_kv_uint(&j, "opened_bpf", tot->opened_bpf);
+	ph_json_kv_uint(&j, "used", tot->used);
+	ph_json_kv_uint(&j, "expired", tot->expired);
+	ph_json_kv_uint(&j, "revoked", tot->revoked);
+	ph_json_kv_uint(&j, "refused", tot->refused);
+	ph_json_key(&j, "refused_by_reason");
+	ph_json_object_begin(&j);
+	for (int r = 1; r < PH_FTP_REFUSE_MAX; r++)
+		ph_json_kv_uint(&j, ph_ftp_refuse_name(r),
+				tot->refused_by_reason[r]);
+	ph_json_object_end(&j);
+	ph_json_kv_uint(&j, "events", tot->events);
+	ph_json_kv_uint(&j, "events_lost", tot->events_lost);
+	ph_json_object_end(&j);
+	ph_json_object_end(&j);
+	ph_json_finish(&j);
+}
+
+static void sessions_text(const char *pin_dir, bool running, long pid,
+			  const struct sess_row *ss, int ns,
+			  const struct hole_row *hs, int nh,
+			  const struct ph_ftp_totals *tot, __u64 now)
+{
+	static const char *const shdr[] = { "SESSION", "ROLE", "CLIENT", "SERVER",
+					    "STATE", "|AGE", "|IDLE", "|LINES",
+					    "PINHOLE", "|TTL" };
+	static const char *const phdr[] = { "PINHOLE", "SESSION", "|TTL" };
+	struct ph_table t;
+	char id[16], cl[64], sv[64], age[32], idle[32], lines[16], ph[160], ttl[32];
+	bool any = false;
+
+	printf("pin dir     %s\n", pin_dir);
+	if (running)
+		printf("tracker     running (pid %ld)\n", pid);
+	else
+		printf("tracker     not running: start 'pinhole --pin-dir %s daemon' (until then only the datapath opens pinholes, and nothing revokes them)\n",
+		       pin_dir);
+	printf("sessions\n");
+	ph_table_init(&t, ARRAY_SIZE(shdr), shdr);
+	for (int i = 0; i < ns; i++) {
+		const struct sess_row *s = &ss[i];
+		const char *row[] = { id, ph_trk_role_name(s->i.role), cl, sv,
+				      ph_trk_state_name(s->i.state), age, idle,
+				      lines, ph, ttl };
+
+		snprintf(id, sizeof(id), "%08x", s->i.session);
+		sess_ends(s, cl, sv, sizeof(cl));
+		ph_fmt_duration(now > s->i.started_ns ? now - s->i.started_ns : 0,
+				age, sizeof(age));
+		ph_fmt_duration(now > s->i.last_ns ? now - s->i.last_ns : 0,
+				idle, sizeof(idle));
+		snprintf(lines, sizeof(lines), "%u", s->i.lines);
+		if (s->i.has_pinhole) {
+			ph_trk_fmt_pinhole(&s->i.pinhole, s->i.pinhole_dir, ph,
+					   sizeof(ph));
+			ph_fmt_duration(remaining_ns(s->i.pinhole_deadline_ns, now),
+					ttl, sizeof(ttl));
+		} else {
+			ph_strlcpy(ph, "-", sizeof(ph));
+			ph_strlcpy(ttl, "-", sizeof(ttl));
+		}
+		ph_table_add(&t, row);
+	}
+	if (t.nrows)
+		ph_table_print(&t, stdout, "  ");
+	else
+		printf("  (none)\n");
+	ph_table_free(&t);
+	printf("pending pinholes\n");
+	ph_table_init(&t, ARRAY_SIZE(phdr), phdr);
+	for (int i = 0; i < nh; i++) {
+		const char *row[] = { ph, id, ttl };
+
+		ph_trk_fmt_pinhole(&hs[i].key, hs[i].e.dir, ph, sizeof(ph));
+		snprintf(id, sizeof(id), "%08x", hs[i].e.session);
+		ph_fmt_duration(remaining_ns(hs[i].e.deadline_ns, now), ttl,
+				sizeof(ttl));
+		ph_table_add(&t, row);
+	}
+	if (t.nrows)
+		ph_table_print(&t, stdout, "  ");
+	else
+		printf("  (none)\n");
+	ph_table_free(&t);
+	printf("totals      %llu sessions; pinholes: %llu opened (%llu by the datapath first), %llu used, %llu expired, %llu revoked, %llu refused\n",
+	       (unsigned long long)tot->sessions, (unsigned long long)tot->opened,
+	       (unsigned long long)tot->opened_bpf, (unsigned long long)tot->used,
+	       (unsigned long long)tot->expired, (unsigned long long)tot->revoked,
+	       (unsigned long long)tot->refused);
+	for (int r = 1; r < PH_FTP_REFUSE_MAX; r++) {
+		if (!tot->refused_by_reason[r])
+			continue;
+		printf("%s %s %llu", any ? "," : "refused    ",
+		       ph_ftp_refuse_name(r),
+		       (unsigned long long)tot->refused_by_reason[r]);
+		any = true;
+	}
+	if (any)
+		printf("\n");
+	printf("events      %llu read, %llu with lost bytes\n",
+	       (unsigned long long)tot->events,
+	       (unsigned long long)tot->events_lost);
+}
+
+static int do_sessions(struct ctx *c)
+{
+	struct ph_ftp_totals tot = {};
+	struct ph_instance inst;
+	struct ph_trk_pins pins;
+	struct sess_row *ss;
+	struct hole_row *hs;
+	__u32 key = 0;
+	int r, ns, nh;
+	bool running;
+	long pid;
+
+	r = open_existing(&inst, c->pin_dir);
+	if (r)
+		return r;
+	ph_instance_close(&inst);
+	r = ph_trk_pins_open(&pins, c->pin_dir);
+	if (r) {
+		pr_warn("cannot open the FTP tracking maps of %s: %s", c->pin_dir,
+			strerror(-r));
+		return PH_EXIT_ENV;
+	}
+	ss = calloc(PH_FTP_CTRL_MAX, sizeof(*ss));
+	hs = calloc(PH_EXPECT_MAX, sizeof(*hs));
+	if (!ss || !hs) {
+		free(ss);
+		free(hs);
+		ph_trk_pins_close(&pins);
+		pr_warn("out of memory");
+		return PH_EXIT_ENV;
+	}
+	_Static_assert(sizeof(struct sess_row) == sizeof(struct ph_flow_key) +
+		       sizeof(struct ph_ftp_session_info), "sess_row padding");
+	_Static_assert(sizeof(struct hole_row) == sizeof(struct ph_flow_key) +
+		       sizeof(struct ph_expect), "hole_row padding");
+	ns = read_hash(pins.sessions, ss, sizeof(ss->key), sizeof(*ss),
+		       PH_FTP_CTRL_MAX);
+	nh = read_hash(pins.expect, hs, sizeof(hs->key), sizeof(*hs),
+		       PH_EXPECT_MAX);
+	bpf_map_lookup_elem(pins.totals, &key, &tot);
+	ph_trk_pins_close(&pins);
+	running = ph_trk_running(c->pin_dir, &pid);
+	qsort(ss, (size_t)ns, sizeof(*ss), cmp_sess);
+	qsort(hs, (size_t)nh, sizeof(*hs), cmp_hole);
+	if (c->json)
+		sessions_json(c->pin_dir, running, pid, ss, ns, hs, nh, &tot,
+			      ph_now_coarse_ns());
+	else
+		sessions_text(c->pin_dir, running, pid, ss, ns, hs, nh, &tot,
+			      ph_now_coarse_ns());
+	free(ss);
+	free(hs);
+	return PH_EXIT_OK;
+}
+
 /* ------------------------------------------------------------ dispatch */
 
 static int do_help(struct ctx *c)
@@ -999,16 +1361,17 @@ static int do_help(struct ctx *c)
 
 static const struct cmd cmds[] = {
 	{ "check", do_check, 0, false, 1, 1, "check POLICY" },
-	{ "run", do_run, O_POLICY | O_LOAD, true, 1, -1,
-	  "run --policy POLICY [--mode auto|native|generic] IFACE..." },
+	{ "run", do_run, O_POLICY | O_LOAD | O_SYSLOG, true, 1, -1,
+	  "run --policy POLICY [--mode auto|native|generic] [--syslog] IFACE..." },
 	{ "attach", do_attach, O_POLICY | O_LOAD, true, 1, -1,
 	  "attach --policy POLICY [--mode auto|native|generic] IFACE..." },
-	{ "daemon", do_daemon, 0, true, 0, 0, "daemon" },
+	{ "daemon", do_daemon, O_SYSLOG, true, 0, 0, "daemon [--syslog]" },
 	{ "reload", do_reload, O_POLICY, true, 0, 0, "reload --policy POLICY" },
 	{ "detach", do_detach, O_ALL, true, 0, -1, "detach IFACE... | --all" },
 	{ "status", do_status, 0, true, 0, 0, "status [-j]" },
 	{ "stats", do_stats, 0, true, 0, 0, "stats [-j]" },
 	{ "flows", do_flows, 0, true, 0, 0, "flows [-j]" },
+	{ "sessions", do_sessions, 0, true, 0, 0, "sessions [-j]" },
 	{ "help", do_help, 0, false, 0, 0, "help" },
 };
 
@@ -1031,7 +1394,7 @@ static void usage(FILE *out)
 		"  --pin-dir DIR        instance pin directory (default %s, or $PINHOLE_PIN_DIR)\n"
 		"  -v, --verbose        debug and libbpf logs (-vv: libbpf debug too);\n"
 		"                       stats lists every reason\n"
-		"  -j, --json           JSON output (check, status, stats, flows)\n"
+		"  -j, --json           JSON output (check, status, stats, flows, sessions)\n"
 		"  -p, --policy FILE    policy to enforce (run, attach, reload)\n"
 		"  -m, --mode MODE      XDP mode: auto (native, else generic), native, generic\n"
 		"  --failsafe-port N    TCP port always admitted inbound (e.g. 22)\n"
@@ -1040,6 +1403,7 @@ static void usage(FILE *out)
 		"  --flows N            size of the flow table (default %u)\n"
 		"  --half-open N        size of the half-open table (default %u)\n"
 		"  -a, --all            detach every interface\n"
+		"  --syslog             FTP tracker log to syslog, not stderr (daemon, run)\n"
 		"\nexit codes: 0 ok, 1 user error, 2 environment error (not root, no BPF, ...)\n"
 		"see docs/cli.md\n",
 		PH_DEFAULT_PIN_DIR, PH_FLOWS_MAX_DEFAULT, PH_HALF_OPEN_MAX_DEFAULT);
@@ -1052,6 +1416,7 @@ enum {
 	OPT_FAIL_CLOSED,
 	OPT_FLOWS,
 	OPT_HALF_OPEN,
+	OPT_SYSLOG,
 };
 
 static const struct option long_opts[] = {
@@ -1067,6 +1432,7 @@ static const struct option long_opts[] = {
 	{ "flows", required_argument, NULL, OPT_FLOWS },
 	{ "half-open", required_argument, NULL, OPT_HALF_OPEN },
 	{ "all", no_argument, NULL, 'a' },
+	{ "syslog", no_argument, NULL, OPT_SYSLOG },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -1081,6 +1447,7 @@ static const char *opt_name(unsigned int bit)
 	case O_FLOWS: return "--flows";
 	case O_HALF_OPEN: return "--half-open";
 	case O_ALL: return "--all";
+	case O_SYSLOG: return "--syslog";
 	}
 	return "?";
 }
@@ -1110,6 +1477,7 @@ static int parse_args(int argc, char **argv, struct ctx *c, int *verbose,
 		case 'h': *help = true; break;
 		case 'p': c->policy = optarg; c->given |= O_POLICY; break;
 		case 'a': c->all = true; c->given |= O_ALL; break;
+		case OPT_SYSLOG: c->syslog = true; c->given |= O_SYSLOG; break;
 		case 'm':
 			c->given |= O_MODE;
 			if (!strcmp(optarg, "auto"))

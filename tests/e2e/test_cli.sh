@@ -236,8 +236,8 @@ expect 1 "bad --mode -> 1" ph attach --policy "$POL" --mode turbo "$IFB"
 expect 1 "attach without --policy -> 1" ph attach "$IFB"
 expect 1 "option that does not apply -> 1" ph status --mode native
 expect 1 "detach without interfaces or --all -> 1" ph detach
-expect 1 "daemon is not available yet -> 1" ph daemon
-expect_in err 'not available' "daemon says so"
+expect 1 "daemon without an instance -> 1" ph daemon
+expect_in err 'no pinhole instance' "daemon says there is no instance"
 expect 1 "status with no instance -> 1" ph status
 expect_in err 'no pinhole instance' "status says there is no instance"
 expect 1 "unknown interface -> 1" ph attach --policy "$POL" eth9
