@@ -20,6 +20,15 @@
 #   PH_NS_PREFIX   namespace/link prefix ("phe" for tests, "phd" for the demo)
 #   PH_NET4        first three octets of the IPv4 /24 (10.199.0)
 #   PH_NET6        IPv6 /64 prefix without the host part (fd00:199:)
+#   PH_EXTRA_HOSTS further hosts on the same segment, e.g. "evil" (set before
+#                  ph_init): namespace $PH_NS_PREFIX-evil, addresses .3 / ::3
+#                  (then .4, ...), reached through a bridge in the namespace
+#                  $PH_NS_PREFIX-sw instead of a direct veth pair (see
+#                  ph_netns_setup); PH_HOST_NS[evil], PH_HOST_IF[evil],
+#                  PH_HOST4[evil], PH_HOST6[evil] name them
+#   PH_PH_NS       namespace the pinhole CLI runs in (default $PH_NS_SRV); a
+#                  test may point PH_PH_NS/PH_PIN at another host's instance
+#   PH_RUN_LOG     output file of ph_pinhole_run (default $PH_TMP/run.log)
 #   PH_KEEP=1      on exit, leave namespaces, servers and pins in place
 #                  (for debugging a failing test by hand; clean up later by
 #                  running the test again or `ph_cleanup_stale`)
@@ -33,6 +42,9 @@ PH_CLEANUP=()
 PH_CLEANED=0
 PH_KEEP=${PH_KEEP:-0}
 PH_VERBOSE=${PH_VERBOSE:-0}
+PH_EXTRA_HOSTS=${PH_EXTRA_HOSTS:-}
+PH_NS_EXTRA=()
+declare -gA PH_HOST_NS=() PH_HOST_IF=() PH_HOST4=() PH_HOST6=()
 
 if [ -t 1 ]; then
 	PH_C_OK=$'\e[32m' PH_C_KO=$'\e[31m' PH_C_HD=$'\e[1;36m' PH_C_DIM=$'\e[2m' PH_C_0=$'\e[0m'
@@ -79,7 +91,7 @@ ph_run_cleanup() {
 	# A second Ctrl-C must not cut the cleanup short.
 	trap '' INT TERM
 	if [ "$PH_KEEP" = 1 ]; then
-		echo "PH_KEEP=1: leaving namespaces $PH_NS_SRV $PH_NS_CLI, pins $PH_PIN, temp ${PH_TMP:-}" >&2
+		echo "PH_KEEP=1: leaving namespaces $PH_NS_SRV $PH_NS_CLI ${PH_NS_EXTRA[*]}, pins $PH_PIN, temp ${PH_TMP:-}" >&2
 		return 0
 	fi
 	local i
@@ -123,6 +135,22 @@ ph_init() {
 	PH_CLI4=$PH_NET4.2
 	PH_SRV6=$PH_NET6:1
 	PH_CLI6=$PH_NET6:2
+	# Further hosts (PH_EXTRA_HOSTS) and the switch joining them: named
+	# here, before the stale cleanup, so leftovers of a killed run go too.
+	local h n=3
+	PH_NS_EXTRA=()
+	if [ -n "$PH_EXTRA_HOSTS" ]; then
+		PH_NS_SW=$PH_NS_PREFIX-sw
+		PH_NS_EXTRA+=("$PH_NS_SW")
+		for h in $PH_EXTRA_HOSTS; do
+			PH_HOST_NS[$h]=$PH_NS_PREFIX-$h
+			PH_HOST_IF[$h]=$PH_NS_PREFIX-h${n}
+			PH_HOST4[$h]=$PH_NET4.$n
+			PH_HOST6[$h]=$PH_NET6:$n
+			PH_NS_EXTRA+=("$PH_NS_PREFIX-$h")
+			n=$((n + 1))
+		done
+	fi
 	if [ -z "${PH_PIN:-}" ]; then
 		PH_PIN=/sys/fs/bpf/ph-e2e-$name
 	fi
@@ -156,13 +184,13 @@ ph_pin_remove() {
 # server of an earlier killed run), by pid, then delete the namespaces.
 ph_netns_delete() {
 	local ns pid
-	for ns in "$PH_NS_SRV" "$PH_NS_CLI"; do
+	for ns in "$PH_NS_SRV" "$PH_NS_CLI" "${PH_NS_EXTRA[@]}"; do
 		[ -e "/run/netns/$ns" ] || continue
 		for pid in $(ip netns pids "$ns" 2>/dev/null); do
 			kill "$pid" 2>/dev/null || true
 		done
 	done
-	for ns in "$PH_NS_SRV" "$PH_NS_CLI"; do
+	for ns in "$PH_NS_SRV" "$PH_NS_CLI" "${PH_NS_EXTRA[@]}"; do
 		[ -e "/run/netns/$ns" ] || continue
 		for pid in $(ip netns pids "$ns" 2>/dev/null); do
 			kill -9 "$pid" 2>/dev/null || true
@@ -175,11 +203,21 @@ ph_netns_delete() {
 # Topology:   [phe-cli] phe-c0 <--veth--> phe-s0 [phe-srv]
 # IPv6 addresses use nodad, so they are usable at once.
 # ---------------------------------------------------------------------------
+# With PH_EXTRA_HOSTS (e.g. "evil"), every host gets one veth to a bridge in
+# $PH_NS_PREFIX-sw instead (host ends keep the names above; switch ends
+# are $PH_NS_PREFIX-s1, -c1, -pN):
+#   [phe-srv] phe-s0 -- phe-s1 \
+#   [phe-cli] phe-c0 -- phe-c1 -- phe-br [phe-sw]
+#   [phe-evil] phe-h3 -- phe-p3 /
 ph_netns_setup() {
 	ip netns add "$PH_NS_SRV" || return 1
 	ip netns add "$PH_NS_CLI" || return 1
-	ip link add "$PH_IF_SRV" netns "$PH_NS_SRV" type veth \
-		peer name "$PH_IF_CLI" netns "$PH_NS_CLI" || return 1
+	if [ -n "$PH_EXTRA_HOSTS" ]; then
+		ph__netns_switch || return 1
+	else
+		ip link add "$PH_IF_SRV" netns "$PH_NS_SRV" type veth \
+			peer name "$PH_IF_CLI" netns "$PH_NS_CLI" || return 1
+	fi
 	ip -n "$PH_NS_SRV" link set lo up
 	ip -n "$PH_NS_CLI" link set lo up
 	ip -n "$PH_NS_SRV" addr add "$PH_SRV4/24" dev "$PH_IF_SRV"
@@ -189,16 +227,50 @@ ph_netns_setup() {
 	ip -n "$PH_NS_SRV" link set "$PH_IF_SRV" up
 	ip -n "$PH_NS_CLI" link set "$PH_IF_CLI" up
 	# Wait for the link (carrier) and a working path both ways.
-	local i
+	local i h ok
 	for i in $(seq 50); do
-		if ph_cli ping -c1 -W1 "$PH_SRV4" >/dev/null 2>&1 &&
-			ph_cli ping -6 -c1 -W1 "$PH_SRV6" >/dev/null 2>&1; then
-			return 0
-		fi
+		ok=1
+		ph_cli ping -c1 -W1 "$PH_SRV4" >/dev/null 2>&1 &&
+			ph_cli ping -6 -c1 -W1 "$PH_SRV6" >/dev/null 2>&1 || ok=0
+		for h in $PH_EXTRA_HOSTS; do
+			[ $ok = 1 ] || break
+			ph_in "${PH_HOST_NS[$h]}" ping -c1 -W1 "$PH_SRV4" >/dev/null 2>&1 &&
+				ph_in "${PH_HOST_NS[$h]}" ping -6 -c1 -W1 "$PH_SRV6" >/dev/null 2>&1 || ok=0
+		done
+		[ $ok = 1 ] && return 0
 		sleep 0.1
 	done
-	echo "netns setup: no connectivity between $PH_NS_CLI and $PH_NS_SRV" >&2
+	echo "netns setup: no connectivity between $PH_NS_CLI${PH_EXTRA_HOSTS:+ ($PH_EXTRA_HOSTS)} and $PH_NS_SRV" >&2
 	return 1
+}
+
+# The switch of PH_EXTRA_HOSTS: a bridge in $PH_NS_SW, one veth per host.
+# Extra hosts get their addresses here; srv and cli in ph_netns_setup.
+ph__netns_switch() {
+	local sw=$PH_NS_SW br=$PH_NS_PREFIX-br h ns ifc n
+	ip netns add "$sw" || return 1
+	ip -n "$sw" link set lo up
+	ip -n "$sw" link add "$br" type bridge || return 1
+	# No IGMP/MLD querier here: flood multicast (neighbour discovery).
+	ip -n "$sw" link set "$br" type bridge mcast_snooping 0 2>/dev/null || true
+	ip -n "$sw" link set "$br" up
+	ip link add "$PH_IF_SRV" netns "$PH_NS_SRV" type veth \
+		peer name "$PH_NS_PREFIX-s1" netns "$sw" || return 1
+	ip link add "$PH_IF_CLI" netns "$PH_NS_CLI" type veth \
+		peer name "$PH_NS_PREFIX-c1" netns "$sw" || return 1
+	for h in $PH_EXTRA_HOSTS; do
+		ns=${PH_HOST_NS[$h]} ifc=${PH_HOST_IF[$h]} n=${ifc##*-h}
+		ip netns add "$ns" || return 1
+		ip -n "$ns" link set lo up
+		ip link add "$ifc" netns "$ns" type veth \
+			peer name "$PH_NS_PREFIX-p$n" netns "$sw" || return 1
+		ip -n "$ns" addr add "${PH_HOST4[$h]}/24" dev "$ifc"
+		ip -n "$ns" addr add "${PH_HOST6[$h]}/64" dev "$ifc" nodad
+		ip -n "$ns" link set "$ifc" up
+		ip -n "$sw" link set "$PH_NS_PREFIX-p$n" master "$br" up
+	done
+	ip -n "$sw" link set "$PH_NS_PREFIX-s1" master "$br" up
+	ip -n "$sw" link set "$PH_NS_PREFIX-c1" master "$br" up
 }
 
 # Run a command in a namespace. nsenter --net changes only the network
@@ -213,8 +285,9 @@ ph_srv() { ph_in "$PH_NS_SRV" "$@"; }
 ph_cli() { ph_in "$PH_NS_CLI" "$@"; }
 
 # The pinhole CLI for the server namespace, with the test's pin dir.
+# PH_PH_NS (default $PH_NS_SRV) selects another host's instance.
 ph_pinhole() {
-	nsenter --net="/run/netns/$PH_NS_SRV" "$PH_BIN" --pin-dir "$PH_PIN" "$@"
+	nsenter --net="/run/netns/${PH_PH_NS:-$PH_NS_SRV}" "$PH_BIN" --pin-dir "$PH_PIN" "$@"
 }
 
 # Detach everything pinhole attached in the server namespace; used by the
@@ -225,11 +298,12 @@ ph_pinhole_detach() {
 }
 
 # Start `pinhole run` in the background (tracker + enforcement) and wait for
-# its "ready" line. Sets PH_RUN_PID; output goes to $PH_TMP/run.log.
+# its "ready" line. Sets PH_RUN_PID; output goes to $PH_TMP/run.log (or
+# $PH_RUN_LOG); runs in ${PH_PH_NS:-$PH_NS_SRV}.
 ph_pinhole_run() {
-	local log=$PH_TMP/run.log i
+	local log=${PH_RUN_LOG:-$PH_TMP/run.log} i
 	: >"$log"
-	nsenter --net="/run/netns/$PH_NS_SRV" "$PH_BIN" --pin-dir "$PH_PIN" \
+	nsenter --net="/run/netns/${PH_PH_NS:-$PH_NS_SRV}" "$PH_BIN" --pin-dir "$PH_PIN" \
 		run "$@" >"$log" 2>&1 &
 	PH_RUN_PID=$!
 	ph_on_exit "ph_pinhole_run_stop"

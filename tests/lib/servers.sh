@@ -10,6 +10,7 @@
 #   ph_start_sshd                    SFTP on 22  (client key: $PH_SSH_KEY)
 #   ph_start_nginx                   HTTP 80, HTTPS 443 (self-signed)
 #   ph_start_vsftpd                  FTP 21, anonymous, passive 30000-30010
+#                                    (PH_FTP_PASV_MIN/MAX, PH_VSFTPD_OPTS)
 #   ph_start_tcp_listener PORT       accept-and-close TCP listener (v4+v6)
 #   ph_start_udp_echo PORT           UDP echo (v4+v6)
 #   ph_start_http_python PORT        python3 -m http.server (v4+v6)
@@ -29,6 +30,9 @@
 
 PH_FTP_PASV_MIN=${PH_FTP_PASV_MIN:-30000}
 PH_FTP_PASV_MAX=${PH_FTP_PASV_MAX:-30010}
+# More vsftpd.conf lines, one option a line (e.g. "port_promiscuous=YES");
+# 0/0 for PH_FTP_PASV_MIN/MAX lets vsftpd pick any port >= 1024.
+PH_VSFTPD_OPTS=${PH_VSFTPD_OPTS:-}
 PH_SERVER_PIDS=()
 
 # Binaries the servers here need (for ph_require_bins).
@@ -192,6 +196,9 @@ ph__vsftpd_conf() {
 		use_localtime=NO
 		listen_port=21
 	EOF
+	# Extra or overriding options (vsftpd takes the last occurrence).
+	[ -n "$PH_VSFTPD_OPTS" ] && printf '%s\n' "$PH_VSFTPD_OPTS"
+	return 0
 }
 
 ph_start_vsftpd() {
