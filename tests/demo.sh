@@ -79,8 +79,10 @@ for a in "$PH_SRV4" "$PH_SRV6"; do
 	ph_expect_ok "SFTP   sftp get of a 1 MiB file from $a, sha256 matches" sftp_ok "$a"
 	ph_expect_ok "HTTP   curl http://$(ph_urlhost "$a")/" http_ok "$a"
 	ph_expect_ok "HTTPS  curl -k https://$(ph_urlhost "$a")/" https_ok "$a"
-	ph_expect_ok "FTP    login, MDTM, SIZE on the control channel of $a" \
-		ph_ftp_control "$PH_NS_CLI" "$a"
+	ph_expect_ok "FTP    passive download from $a through an exact pinhole (no open range)" \
+		ph_ftp_get "$PH_NS_CLI" "$a"
+	ph_expect_ok "FTP    active download from $a (server connects back from port 20)" \
+		ph_ftp_get "$PH_NS_CLI" "$a" -P -
 done
 pause
 
