@@ -82,7 +82,63 @@ static __always_inline __u32 ingress_rule(const struct ph_pkt *p, int *v,
 
 static __always_inline int ph_admitted(__u32 reason)
 {
-	return reason == PH_R_PASS_POLICY || reason == PH_R_PASS_DEFAULT;
+	return reason == PH_R_PASS_POLICY || reason == PH_R_PASS_DEFAULT ||
+	       reason == PH_R_PASS_FTPS_RANGE;
+}
+
+/*
+ * A SYN to a port of an ftps-range rule (docs/datapath.md, "FTPS passive
+ * ranges"): admitted only if (b) its source holds a live FTPS control
+ * connection to its destination address (ftps_peers), and (a) a socket
+ * listens on the port right now. The map lookup comes first: it is cheap,
+ * and a scanner without a session never costs a socket lookup.
+ *
+ * A subprogram of its own, not inlined: the tuple and the socket pointer
+ * then live in its own frame, not in the program's, whose stack the FTP
+ * functions' call chain needs.
+ */
+static __attribute__((noinline)) __u32 ingress_ftps(struct xdp_md *ctx,
+						     const struct ph_pkt *p)
+{
+	struct ph_ftps_peer_key pk;
+	struct bpf_sock_tuple t;
+	struct ph_ftps_peer *v;
+	struct bpf_sock *sk;
+	__u32 state;
+
+	__builtin_memcpy(pk.remote, p->src, sizeof(pk.remote));
+	__builtin_memcpy(pk.local, p->dst, sizeof(pk.local));
+	v = bpf_map_lookup_elem(&ftps_peers, &pk);
+	if (!v || !*(volatile __u32 *)&v->refs)
+		return PH_R_DROP_FTPS_NO_SESSION;
+
+	/* The device's network namespace; established and TIME_WAIT
+	 * sockets of this exact 4-tuple come first, then listeners. */
+	__builtin_memset(&t, 0, sizeof(t));
+	if (p->family == 4) {
+		t.ipv4.saddr = p->src[3];
+		t.ipv4.daddr = p->dst[3];
+		t.ipv4.sport = p->sport;
+		t.ipv4.dport = p->dport;
+		sk = (struct bpf_sock *)bpf_skc_lookup_tcp(
+			ctx, &t, sizeof(t.ipv4), BPF_F_CURRENT_NETNS, 0);
+	} else {
+		__builtin_memcpy(t.ipv6.saddr, p->src, sizeof(t.ipv6.saddr));
+		__builtin_memcpy(t.ipv6.daddr, p->dst, sizeof(t.ipv6.daddr));
+		t.ipv6.sport = p->sport;
+		t.ipv6.dport = p->dport;
+		sk = (struct bpf_sock *)bpf_skc_lookup_tcp(
+			ctx, &t, sizeof(t.ipv6), BPF_F_CURRENT_NETNS, 0);
+	}
+	if (!sk)
+		return PH_R_DROP_FTPS_NO_LISTENER;
+	state = sk->state;
+	bpf_sk_release(sk);
+	/* A request socket (NEW_SYN_RECV) exists only under a listener that
+	 * took this 4-tuple's SYN: a retransmission that missed half_open. */
+	if (state == BPF_TCP_LISTEN || state == BPF_TCP_NEW_SYN_RECV)
+		return PH_R_PASS_FTPS_RANGE;
+	return PH_R_DROP_FTPS_NO_LISTENER;
 }
 
 /*
@@ -90,7 +146,8 @@ static __always_inline int ph_admitted(__u32 reason)
  * stale entry must not admit a new connection on the same ports, and
  * skipping it keeps a SYN flood off the flow table.
  */
-static __always_inline __u32 ingress_syn(struct ph_flow_key *k,
+static __always_inline __u32 ingress_syn(struct xdp_md *ctx,
+					 struct ph_flow_key *k,
 					 const struct ph_pkt *p,
 					 struct ph_clock *clk)
 {
@@ -119,6 +176,8 @@ static __always_inline __u32 ingress_syn(struct ph_flow_key *k,
 	}
 
 	reason = ingress_rule(p, &v, &rflags);
+	if (reason == PH_R_PASS_POLICY && (rflags & PH_RF_FTPS_RANGE))
+		reason = ingress_ftps(ctx, p);
 	if (!ph_admitted(reason)) {
 		if (exp == PH_EXP_SPENT && reason != PH_R_DROP_FAIL_CLOSED &&
 		    PH_REASON_IS_DROP(reason))
@@ -134,8 +193,10 @@ static __always_inline __u32 ingress_syn(struct ph_flow_key *k,
 		if (again != PH_CONTINUE)
 			return again;
 	}
-	ph_half_open_add(k, PH_FO_INBOUND, ph_rule_flow_flags(rflags), v, 0,
-			 clk);
+	ph_half_open_add(k,
+			 reason == PH_R_PASS_FTPS_RANGE ? PH_FO_FTPS :
+							  PH_FO_INBOUND,
+			 ph_rule_flow_flags(rflags), v, 0, clk);
 	return reason;
 }
 
@@ -263,6 +324,8 @@ __attribute__((noinline)) int ph_xdp_ftp(struct xdp_md *ctx, __u32 what)
 			sc->od.server_nxt = seq + 1;
 		}
 		ph_ftp_open(sc, PH_DIR_IN);
+		if (sc->ftps_new)
+			f->flags |= PH_FF_FTPS_COUNTED;
 	}
 	if (sc->in.what & PH_FTP_DO_DATA)
 		return ph_ftp_seg_begin(sc, PH_DIR_IN, seq);
@@ -329,7 +392,7 @@ static __always_inline __u32 ingress_verdict(struct xdp_md *ctx,
 		return ph_other_l4_verdict(PH_DIR_IN);
 
 	if (p->proto == IPPROTO_TCP && ph_tcp_is_syn(p))
-		return ingress_syn(&k, p, &clk);
+		return ingress_syn(ctx, &k, p, &clk);
 
 	ph_flow_key_init(&k, p, PH_DIR_IN);
 	f = bpf_map_lookup_elem(&flows, &k);

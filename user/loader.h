@@ -55,6 +55,7 @@ enum ph_map_id {
 	PH_MAP_EXPECT,
 	PH_MAP_COUNTERS,
 	PH_MAP_IFACES,
+	PH_MAP_FTPS_PEERS,
 	PH_MAP__COUNT,
 };
 

@@ -17,6 +17,7 @@
 #include <bpf/bpf.h>
 
 #include "ftp.h"
+#include "ftps.h"
 #include "loader.h"
 #include "log.h"
 #include "maps_io.h"
@@ -652,6 +653,7 @@ static int do_status(struct ctx *c)
 		{ PH_MAP_FLOWS, sizeof(struct ph_flow_key) },
 		{ PH_MAP_HALF_OPEN, sizeof(struct ph_flow_key) },
 		{ PH_MAP_EXPECT, sizeof(struct ph_flow_key) },
+		{ PH_MAP_FTPS_PEERS, sizeof(struct ph_ftps_peer_key) },
 	};
 	struct ph_iface recs[PH_IFACES_MAX];
 	struct ph_iface_live live[PH_IFACES_MAX];
@@ -965,6 +967,7 @@ static int flow_row(const struct ph_flow_key *k, const struct ph_flow *f,
 		ph_json_kv_uint(j, "session", f->session);
 		ph_json_kv_bool(j, "ftp_control", f->flags & PH_FF_FTP_CTRL);
 		ph_json_kv_bool(j, "ftps_control", f->flags & PH_FF_FTPS_CTRL);
+		ph_json_kv_bool(j, "ftps_counted", f->flags & PH_FF_FTPS_COUNTED);
 		ph_json_object_end(j);
 		return 0;
 	}
@@ -1129,11 +1132,28 @@ static void json_pinhole(struct ph_json *j, const struct ph_flow_key *k,
 	ph_json_object_end(j);
 }
 
+static int cmp_ftps(const void *a, const void *b)
+{
+	return memcmp(a, b, sizeof(struct ph_ftps_peer_key));
+}
+
+/* What `sessions` shows besides the sessions: the pending pinholes, the
+ * live FTPS control connections by peer (ftps_peers), the totals. */
+struct sess_extra {
+	const struct hole_row *hs;
+	int nh;
+	const struct ph_ftps_entry *fp;
+	int nfp;
+	const struct ph_ftp_totals *tot;
+};
+
 static void sessions_json(const char *pin_dir, bool running, long pid,
 			  const struct sess_row *ss, int ns,
-			  const struct hole_row *hs, int nh,
-			  const struct ph_ftp_totals *tot, __u64 now)
+			  const struct sess_extra *x, __u64 now)
 {
+	const struct hole_row *hs = x->hs;
+	const struct ph_ftp_totals *tot = x->tot;
+	int nh = x->nh;
 	struct ph_json j;
 	char id[16];
 
@@ -1187,6 +1207,23 @@ static void sessions_json(const char *pin_dir, bool running, long pid,
 		json_pinhole(&j, &hs[i].key, hs[i].e.dir, hs[i].e.session,
 			     remaining_ns(hs[i].e.deadline_ns, now));
 	ph_json_array_end(&j);
+	ph_json_key(&j, "ftps_peers");
+	ph_json_array_begin(&j);
+	for (int i = 0; i < x->nfp; i++) {
+		char a[64];
+
+		ph_json_object_begin(&j);
+		ph_fmt_addr(x->fp[i].key.remote, a, sizeof(a));
+		ph_json_kv_string(&j, "remote_addr", a);
+		ph_fmt_addr(x->fp[i].key.local, a, sizeof(a));
+		ph_json_kv_string(&j, "local_addr", a);
+		ph_json_kv_uint(&j, "connections", x->fp[i].refs);
+		ph_json_kv_uint(&j, "changed_ms",
+				(now > x->fp[i].last_ns ? now - x->fp[i].last_ns : 0) /
+					1000000ull);
+		ph_json_object_end(&j);
+	}
+	ph_json_array_end(&j);
 	ph_json_key(&j, "totals");
 	ph_json_object_begin(&j);
 	ph_json_kv_uint(&j, "sessions", tot->sessions);
@@ -1204,6 +1241,7 @@ static void sessions_json(const char *pin_dir, bool running, long pid,
 	ph_json_object_end(&j);
 	ph_json_kv_uint(&j, "events", tot->events);
 	ph_json_kv_uint(&j, "events_lost", tot->events_lost);
+	ph_json_kv_uint(&j, "ftps_fixed", tot->ftps_fixed);
 	ph_json_object_end(&j);
 	ph_json_object_end(&j);
 	ph_json_finish(&j);
@@ -1211,13 +1249,17 @@ static void sessions_json(const char *pin_dir, bool running, long pid,
 
 static void sessions_text(const char *pin_dir, bool running, long pid,
 			  const struct sess_row *ss, int ns,
-			  const struct hole_row *hs, int nh,
-			  const struct ph_ftp_totals *tot, __u64 now)
+			  const struct sess_extra *x, __u64 now)
 {
 	static const char *const shdr[] = { "SESSION", "ROLE", "CLIENT", "SERVER",
 					    "STATE", "|AGE", "|IDLE", "|LINES",
 					    "PINHOLE", "|TTL" };
 	static const char *const phdr[] = { "PINHOLE", "SESSION", "|TTL" };
+	static const char *const fhdr[] = { "PEER", "LOCAL", "|CONNECTIONS",
+					    "|CHANGED" };
+	const struct hole_row *hs = x->hs;
+	const struct ph_ftp_totals *tot = x->tot;
+	int nh = x->nh;
 	struct ph_table t;
 	char id[16], cl[64], sv[64], age[32], idle[32], lines[16], ph[160], ttl[32];
 	bool any = false;
@@ -1275,6 +1317,23 @@ static void sessions_text(const char *pin_dir, bool running, long pid,
 	else
 		printf("  (none)\n");
 	ph_table_free(&t);
+	printf("ftps peers  (live FTPS control connections: ftps-range admits their peers)\n");
+	ph_table_init(&t, ARRAY_SIZE(fhdr), fhdr);
+	for (int i = 0; i < x->nfp; i++) {
+		const char *row[] = { cl, sv, lines, age };
+
+		ph_fmt_addr(x->fp[i].key.remote, cl, sizeof(cl));
+		ph_fmt_addr(x->fp[i].key.local, sv, sizeof(sv));
+		snprintf(lines, sizeof(lines), "%u", x->fp[i].refs);
+		ph_fmt_duration(now > x->fp[i].last_ns ? now - x->fp[i].last_ns : 0,
+				age, sizeof(age));
+		ph_table_add(&t, row);
+	}
+	if (t.nrows)
+		ph_table_print(&t, stdout, "  ");
+	else
+		printf("  (none)\n");
+	ph_table_free(&t);
 	printf("totals      %llu sessions; pinholes: %llu opened (%llu by the datapath first), %llu used, %llu expired, %llu revoked, %llu refused\n",
 	       (unsigned long long)tot->sessions, (unsigned long long)tot->opened,
 	       (unsigned long long)tot->opened_bpf, (unsigned long long)tot->used,
@@ -1293,17 +1352,22 @@ static void sessions_text(const char *pin_dir, bool running, long pid,
 	printf("events      %llu read, %llu with lost bytes\n",
 	       (unsigned long long)tot->events,
 	       (unsigned long long)tot->events_lost);
+	if (tot->ftps_fixed)
+		printf("ftps        %llu ftps_peers entries corrected by the tracker\n",
+		       (unsigned long long)tot->ftps_fixed);
 }
 
 static int do_sessions(struct ctx *c)
 {
 	struct ph_ftp_totals tot = {};
+	struct ph_ftps_entry *fp = NULL;
 	struct ph_instance inst;
 	struct ph_trk_pins pins;
+	struct sess_extra x;
 	struct sess_row *ss;
 	struct hole_row *hs;
 	__u32 key = 0;
-	int r, ns, nh;
+	int r, ns, nh, nfp;
 	bool running;
 	long pid;
 
@@ -1334,19 +1398,27 @@ static int do_sessions(struct ctx *c)
 		       PH_FTP_CTRL_MAX);
 	nh = read_hash(pins.expect, hs, sizeof(hs->key), sizeof(*hs),
 		       PH_EXPECT_MAX);
+	nfp = ph_ftps_read_peers(pins.ftps_peers, &fp);
+	if (nfp < 0)
+		nfp = 0;
 	bpf_map_lookup_elem(pins.totals, &key, &tot);
 	ph_trk_pins_close(&pins);
 	running = ph_trk_running(c->pin_dir, &pid);
 	qsort(ss, (size_t)ns, sizeof(*ss), cmp_sess);
 	qsort(hs, (size_t)nh, sizeof(*hs), cmp_hole);
+	if (nfp)
+		qsort(fp, (size_t)nfp, sizeof(*fp), cmp_ftps);
+	x = (struct sess_extra){ .hs = hs, .nh = nh, .fp = fp, .nfp = nfp,
+				 .tot = &tot };
 	if (c->json)
-		sessions_json(c->pin_dir, running, pid, ss, ns, hs, nh, &tot,
+		sessions_json(c->pin_dir, running, pid, ss, ns, &x,
 			      ph_now_coarse_ns());
 	else
-		sessions_text(c->pin_dir, running, pid, ss, ns, hs, nh, &tot,
+		sessions_text(c->pin_dir, running, pid, ss, ns, &x,
 			      ph_now_coarse_ns());
 	free(ss);
 	free(hs);
+	free(fp);
 	return PH_EXIT_OK;
 }
 

@@ -39,6 +39,7 @@
 #include <bpf/libbpf.h>
 
 #include "ftp.h"
+#include "ftps.h"
 #include "log.h"
 #include "tracker.h"
 #include "util.h"
@@ -1357,6 +1358,32 @@ __u32 ph_trk_nsessions(const struct ph_tracker *t)
 	return t->nsess;
 }
 
+bool ph_trk_is_ftps(const struct ph_tracker *t, const struct ph_flow_key *k)
+{
+	struct ph_flow_key nk;
+	struct sess *s;
+
+	key_norm(&nk, k);
+	s = find_key(t, &nk);
+	return s && !s->closed && ph_ftp_encrypted(&s->ftp);
+}
+
+bool ph_trk_any_ftps(const struct ph_tracker *t)
+{
+	for (struct sess *s = t->open.head; s; s = s->next)
+		if (ph_ftp_encrypted(&s->ftp))
+			return true;
+	return false;
+}
+
+void ph_trk_add_ftps_fixed(struct ph_tracker *t, __u64 n)
+{
+	if (!n)
+		return;
+	t->totals.ftps_fixed += n;
+	t->totals_dirty = true;
+}
+
 /* ------------------------------------------------------------------ */
 /* Runner: pins, lock, ring buffer, loop                               */
 /* ------------------------------------------------------------------ */
@@ -1375,7 +1402,7 @@ static int pin_get(const char *dir, const char *name)
 void ph_trk_pins_close(struct ph_trk_pins *p)
 {
 	int *fds[] = { &p->events, &p->expect, &p->sessions, &p->totals,
-		       &p->state, &p->slot_meta };
+		       &p->state, &p->slot_meta, &p->flows, &p->ftps_peers };
 
 	for (size_t i = 0; i < ARRAY_SIZE(fds); i++) {
 		if (*fds[i] >= 0)
@@ -1387,9 +1414,10 @@ void ph_trk_pins_close(struct ph_trk_pins *p)
 int ph_trk_pins_open(struct ph_trk_pins *p, const char *pin_dir)
 {
 	static const char *const names[] = { "events", "expect", "ftp_sessions",
-					     "ftp_totals", "state", "slot_meta" };
+					     "ftp_totals", "state", "slot_meta",
+					     "flows", "ftps_peers" };
 	int *fds[] = { &p->events, &p->expect, &p->sessions, &p->totals,
-		       &p->state, &p->slot_meta };
+		       &p->state, &p->slot_meta, &p->flows, &p->ftps_peers };
 
 	for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
 		*fds[i] = -1;
@@ -1494,10 +1522,14 @@ struct ph_trk_runner {
 	struct ph_trk_pins pins;
 	struct ring_buffer *rb;
 	struct ph_tracker *t;
+	struct ph_ftps_rec *ftps;
+	struct ph_ftps_maps ftps_maps;
 	bool syslog;
+	bool ftps_failed; /* a pass failed (said once) */
 	__u32 events_id;
 	__u32 since_sweep;
 	__u64 next_sweep;
+	__u64 next_ftps;
 };
 
 #define RB_BUDGET 4096 /* records between sweep-time checks */
@@ -1592,6 +1624,32 @@ static __u64 policy_ttl_ns(const struct ph_trk_runner *r)
 	return (__u64)m.ftp_ttl_ms * 1000000ull;
 }
 
+/* The tracker's own view of FTPS for ph_ftps_pass(): a session whose
+ * 234 (or implicit start) it saw although the datapath did not count it. */
+static bool known_ftps(void *ctx, const struct ph_flow_key *k,
+		       const struct ph_flow *f)
+{
+	(void)f;
+	return ph_trk_is_ftps(ctx, k);
+}
+
+/* ftps_peers against the flow table (ftps.h). */
+static void ftps_reconcile(struct ph_trk_runner *r, __u64 now)
+{
+	int n = ph_ftps_pass(r->ftps, r->pins.ftps_peers, r->pins.flows, now,
+			     known_ftps, r->t, ph_trk_any_ftps(r->t));
+
+	if (n < 0) {
+		if (!r->ftps_failed)
+			pr_warn("cannot reconcile %s/ftps_peers with the flow table: %s",
+				r->pin_dir, strerror(-n));
+		r->ftps_failed = true;
+		return;
+	}
+	r->ftps_failed = false;
+	ph_trk_add_ftps_fixed(r->t, (__u64)n);
+}
+
 static __u32 map_id(int fd)
 {
 	struct bpf_map_info info = {};
@@ -1670,7 +1728,13 @@ int ph_trk_runner_open(struct ph_trk_runner **out, const char *pin_dir,
 	clear_sessions(r->pins.sessions);
 	cfg.ttl_ns = policy_ttl_ns(r);
 	r->t = ph_trk_new(&cfg, &rt_ops, r, &tot);
-	r->rb = r->t ? ring_buffer__new(r->pins.events, on_record, r, NULL) : NULL;
+	r->ftps_maps.peers_fd = r->pins.ftps_peers;
+	r->ftps_maps.log = rt_log;
+	r->ftps_maps.log_ctx = r;
+	r->ftps = ph_ftps_rec_new(&ph_ftps_map_ops, &r->ftps_maps);
+	r->rb = r->t && r->ftps ?
+			ring_buffer__new(r->pins.events, on_record, r, NULL) :
+			NULL;
 	if (!r->rb) {
 		pr_warn("cannot read the events ring buffer of %s: %s", pin_dir,
 			strerror(errno));
@@ -1727,6 +1791,10 @@ int ph_trk_runner_loop(struct ph_trk_runner *r, const sigset_t *stop)
 			r->next_sweep = now + PH_TRK_SWEEP_NS;
 			r->since_sweep = 0;
 		}
+		if (now >= r->next_ftps) {
+			ftps_reconcile(r, now);
+			r->next_ftps = now + PH_TRK_FTPS_NS;
+		}
 		if (now >= next_alive) {
 			if (!instance_alive(r)) {
 				pr_info("the instance at %s is gone (detached); the session tracker stops",
@@ -1775,6 +1843,7 @@ void ph_trk_runner_close(struct ph_trk_runner *r)
 	if (!r)
 		return;
 	ring_buffer__free(r->rb);
+	ph_ftps_rec_free(r->ftps);
 	ph_trk_free(r->t);
 	ph_trk_pins_close(&r->pins);
 	if (r->syslog)

@@ -26,6 +26,7 @@
 
 #define PH_TRK_NSEC 1000000000ull
 #define PH_TRK_SWEEP_NS (500ull * 1000000ull)   /* sweep period */
+#define PH_TRK_FTPS_NS (1ull * PH_TRK_NSEC)       /* ftps_peers reconciliation */
 #define PH_TRK_LINGER_NS (5ull * PH_TRK_NSEC)   /* closed sessions stay visible */
 /* No event at all for this long: the CLOSE was lost; close it ourselves. */
 #define PH_TRK_IDLE_NS ((PH_TCP_EST_TIMEOUT_S + 60ull) * PH_TRK_NSEC)
@@ -102,6 +103,14 @@ void ph_trk_unpublish(struct ph_tracker *t);
 const struct ph_ftp_totals *ph_trk_totals(const struct ph_tracker *t);
 __u32 ph_trk_nsessions(const struct ph_tracker *t);
 
+/* FTPS (docs/tracker.md "FTPS sessions"): is the control connection @k
+ * an open session the tracker knows as encrypted (implicit, or after a
+ * 234)? Is any? */
+bool ph_trk_is_ftps(const struct ph_tracker *t, const struct ph_flow_key *k);
+bool ph_trk_any_ftps(const struct ph_tracker *t);
+/* Count ftps_peers corrections in ftp_totals.ftps_fixed. */
+void ph_trk_add_ftps_fixed(struct ph_tracker *t, __u64 n);
+
 /* Names for logs and `pinhole sessions`. */
 const char *ph_trk_state_name(__u8 state); /* "plain", "auth", ... */
 const char *ph_trk_role_name(__u8 role);   /* "server", "client" */
@@ -117,7 +126,8 @@ void ph_trk_fmt_endpoint(const __u8 addr[16], __be16 port, char *buf,
 
 /* The pins the tracker and `pinhole sessions` use; -1 when missing. */
 struct ph_trk_pins {
-	int events, expect, sessions, totals, state, slot_meta;
+	int events, expect, sessions, totals, state, slot_meta, flows,
+		ftps_peers;
 };
 
 /* Opens every pin above. Returns 0, -ENOENT (one is missing: no

@@ -129,6 +129,7 @@ struct ph_ftp_scratch {
 	__u8 last;               /* the current record is the segment's last */
 	__u32 cp_n;              /* XDP copy: bytes to copy */
 	__u32 cp_pos;            /* ... where the word loop stopped */
+	__u8 ftps_new;           /* ph_ftp_open() counted the session */
 	__u8 init[sizeof(struct ph_ftp_ctrl)] __attribute__((aligned(8)));
 };
 
@@ -272,6 +273,97 @@ static __always_inline __u64 ph_ftp_ttl_ns(void)
 	if (!ms)
 		ms = PH_FTP_TTL_DEFAULT_MS;
 	return (__u64)ms * 1000000ull;
+}
+
+/* ---------------------------------------------------------------------- */
+/* FTPS control sessions (ftps_peers)                                      */
+/*                                                                        */
+/* One count per FTPS control connection, for its {peer, local address}:  */
+/* taken when the connection becomes FTPS (implicit: handshake completed;  */
+/* explicit: 234 after AUTH), given back when its ftp_ctrl entry goes. The */
+/* session's ftp_ctrl entry holds the token (ph_ftp_ctrl.ftps, under its   */
+/* lock), so a count is given back exactly once; a session without an     */
+/* ftp_ctrl entry is never counted. The flow carries PH_FF_FTPS_COUNTED    */
+/* for the tracker, which recomputes the counts from the flow table.       */
+/* ---------------------------------------------------------------------- */
+
+static __always_inline void ph_ftps_key(struct ph_ftps_peer_key *pk,
+					const struct ph_flow_key *k)
+{
+	__builtin_memcpy(pk->remote, k->remote, sizeof(pk->remote));
+	__builtin_memcpy(pk->local, k->local, sizeof(pk->local));
+}
+
+/* One more FTPS control connection for the pair of @k. Returns 0, or -1
+ * if ftps_peers is full (the session stays uncounted: fails closed). */
+static __always_inline int ph_ftps_ref(const struct ph_flow_key *k)
+{
+	struct ph_ftps_peer nv = { .refs = 1 }, *v;
+	struct ph_ftps_peer_key pk;
+
+	ph_ftps_key(&pk, k);
+	nv.last_ns = ph_now();
+	v = bpf_map_lookup_elem(&ftps_peers, &pk);
+	if (!v) {
+		if (!bpf_map_update_elem(&ftps_peers, &pk, &nv, BPF_NOEXIST)) {
+			PH_FTP_STAT(ftps_counted);
+			return 0;
+		}
+		/* Another CPU inserted it meanwhile, or the table is full. */
+		v = bpf_map_lookup_elem(&ftps_peers, &pk);
+		if (!v) {
+			PH_FTP_STAT(ftps_full);
+			return -1;
+		}
+	}
+	bpf_spin_lock(&v->lock);
+	v->refs++;
+	v->last_ns = nv.last_ns;
+	bpf_spin_unlock(&v->lock);
+	PH_FTP_STAT(ftps_counted);
+	return 0;
+}
+
+/* Gives back one count of the pair of @k. Never below 0 (the tracker may
+ * have corrected the entry meanwhile); the entry goes at 0, so the table
+ * holds live pairs only even without a tracker. */
+static __always_inline void ph_ftps_unref(const struct ph_flow_key *k)
+{
+	struct ph_ftps_peer_key pk;
+	struct ph_ftps_peer *v;
+	__u64 now = ph_now();
+	__u32 left = 1;
+
+	ph_ftps_key(&pk, k);
+	v = bpf_map_lookup_elem(&ftps_peers, &pk);
+	if (!v)
+		return;
+	bpf_spin_lock(&v->lock);
+	if (v->refs)
+		v->refs--;
+	left = v->refs;
+	v->last_ns = now;
+	bpf_spin_unlock(&v->lock);
+	PH_FTP_STAT(ftps_released);
+	/* A count another CPU takes between here and the delete is lost
+	 * with the entry: that session's data connections are refused until
+	 * the tracker's next correction (fails closed). */
+	if (!left && !*(volatile __u32 *)&v->refs)
+		bpf_map_delete_elem(&ftps_peers, &pk);
+}
+
+/* Marks or unmarks the flow of @k as counted (for the tracker). */
+static __always_inline void ph_ftps_flow_mark(const struct ph_flow_key *k,
+					      int counted)
+{
+	struct ph_flow *f = bpf_map_lookup_elem(&flows, k);
+
+	if (!f)
+		return;
+	if (counted)
+		f->flags |= PH_FF_FTPS_COUNTED;
+	else
+		f->flags &= ~PH_FF_FTPS_COUNTED;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -1229,7 +1321,7 @@ static __always_inline void ph_ftp_close(struct ph_ftp_scratch *sc, int dir,
 					 __u8 tcp_flags)
 {
 	struct ph_ftp_ctrl *c = bpf_map_lookup_elem(&ftp_ctrl, &sc->in.key);
-	__u8 has_pin = 0;
+	__u8 has_pin = 0, ftps = 0;
 
 	__builtin_memset(&sc->h, 0, sizeof(sc->h));
 	sc->h.type = PH_EV_CTRL_CLOSE;
@@ -1248,10 +1340,16 @@ static __always_inline void ph_ftp_close(struct ph_ftp_scratch *sc, int dir,
 			has_pin = 1;
 			sc->cand = c->ps.pinhole;
 		}
+		ftps = c->ftps;
+		c->ftps = 0;
 		bpf_spin_unlock(&c->lock);
 		if (has_pin)
 			ph_ftp_unhole(&sc->cand, sc->h.session);
 		bpf_map_delete_elem(&ftp_ctrl, &sc->in.key);
+		if (ftps) {
+			ph_ftps_unref(&sc->in.key);
+			ph_ftps_flow_mark(&sc->in.key, 0);
+		}
 	} else if (sc->in.fi.state != PH_FS_ESTABLISHED) {
 		return; /* closed before (FIN both ways), or never opened */
 	}
@@ -1279,10 +1377,20 @@ static __always_inline void ph_ftp_open(struct ph_ftp_scratch *sc, int dir)
 	v->created_ns = ph_now();
 	v->ps.st[PH_SIDE_CLIENT].nxt = sc->od.client_nxt;
 	v->ps.st[PH_SIDE_SERVER].nxt = sc->od.server_nxt;
-	if (sc->in.fi.flags & PH_FF_FTPS_CTRL)
+	if (sc->in.fi.flags & PH_FF_FTPS_CTRL) {
 		v->ps.flags = PH_FTPC_ENCRYPTED;
-	if (bpf_map_update_elem(&ftp_ctrl, &sc->in.key, v, BPF_ANY))
+		/* Implicit FTPS counts from here, the completed handshake:
+		 * a spoofed SYN never gets this far. */
+		v->ftps = !ph_ftps_ref(&sc->in.key);
+	}
+	sc->ftps_new = v->ftps;
+	if (bpf_map_update_elem(&ftp_ctrl, &sc->in.key, v, BPF_ANY)) {
 		PH_FTP_STAT(ctrl_full); /* reported, not parsed here */
+		/* Nothing would give the count back. */
+		if (sc->ftps_new)
+			ph_ftps_unref(&sc->in.key);
+		sc->ftps_new = 0;
+	}
 	PH_FTP_STAT(sessions);
 	__builtin_memset(&sc->h, 0, sizeof(sc->h));
 	sc->h.type = PH_EV_CTRL_OPEN;
@@ -1430,11 +1538,18 @@ __attribute__((noinline)) int ph_ftp_finish(__u32 dir)
 	__u32 idx = dir & 1;
 	struct ph_ftp_scratch *sc = bpf_map_lookup_elem(&ftp_scratch, &idx);
 	struct ph_ftp_ctrl *c;
+	__u8 counted, kept = 0;
 
 	if (!sc)
 		return 0;
 	if (sc->claimed) {
 		sc->claimed = 0;
+		/* Only a session still in plain text is claimed, so this
+		 * segment's 234 made it FTPS (explicit): count it, before the
+		 * token is published, so that whoever takes the token finds
+		 * the count there. */
+		counted = (sc->ps.flags & PH_FTPC_ENCRYPTED) &&
+			  !ph_ftps_ref(&sc->in.key);
 		c = bpf_map_lookup_elem(&ftp_ctrl, &sc->in.key);
 		if (c && c->session == sc->ev.session) {
 			bpf_spin_lock(&c->lock);
@@ -1442,8 +1557,16 @@ __attribute__((noinline)) int ph_ftp_finish(__u32 dir)
 			if (sc->desync)
 				c->desync = 1;
 			c->busy = 0;
+			if (counted && !c->ftps) {
+				c->ftps = 1;
+				kept = 1;
+			}
 			bpf_spin_unlock(&c->lock);
 		}
+		if (counted && !kept)
+			ph_ftps_unref(&sc->in.key);
+		if (kept)
+			ph_ftps_flow_mark(&sc->in.key, 1);
 		if (sc->desync)
 			PH_FTP_STAT(desyncs);
 	}

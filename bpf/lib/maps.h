@@ -152,6 +152,19 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } ftp_ctrl SEC(".maps");
 
+/* Live FTPS control sessions by {peer, local address}, for ftps-range
+ * (include/pinhole/ctrl.h). A plain hash: an LRU could evict a live
+ * session's entry and so refuse its data connections; a full table
+ * leaves a new session uncounted instead (ftps_full), which fails closed
+ * too, but visibly. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, PH_FTPS_PEERS_MAX);
+	__type(key, struct ph_ftps_peer_key);
+	__type(value, struct ph_ftps_peer);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ftps_peers SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);

@@ -90,6 +90,7 @@ struct ph_ftp_totals {
 	__u64 refused_by_reason[PH_FTP_REFUSE_SLOTS]; /* index: user/ftp.h enum */
 	__u64 events;
 	__u64 events_lost;   /* sequence gaps the tracker had to resync over */
+	__u64 ftps_fixed;    /* ftps_peers entries the tracker corrected */
 };
 
 /* ---------------------------------------------------------------------- */
@@ -156,7 +157,9 @@ struct ph_ftp_ctrl {
 	__u8 role;    /* enum ph_ftp_host_role */
 	__u8 family;  /* 4 or 6 */
 	__u32 session;
-	__u32 pad;
+	__u8 ftps;    /* this session holds one count in ftps_peers: taken
+		       * and given back under the lock, so exactly once */
+	__u8 pad[3];
 	__u64 created_ns;
 	struct ph_ftp_parse ps;
 };
@@ -171,6 +174,37 @@ struct ph_ftp_dp_stats {
 	__u64 desyncs;     /* sessions whose in-kernel parser stopped */
 	__u64 conflicts;   /* segments of one session on two CPUs at once */
 	__u64 ctrl_full;   /* control connections without an ftp_ctrl entry */
+	__u64 ftps_counted;  /* FTPS control sessions counted in ftps_peers */
+	__u64 ftps_released; /* ... and given back (close, replacement) */
+	__u64 ftps_full;     /* ... not counted: ftps_peers was full */
 };
+
+/* ---------------------------------------------------------------------- */
+/* FTPS control sessions (docs/datapath.md, "FTPS passive ranges").        */
+/* ---------------------------------------------------------------------- */
+
+/*
+ * ftps_peers: hash (not LRU: an eviction would silently drop a live
+ * session) keyed by the peer and the local address of live FTPS control
+ * connections, v4-mapped like ph_flow_key. A SYN to an `ftps-range` port
+ * is admitted only if {its source, its destination} has refs > 0 (and a
+ * socket listens on the port). The datapath adds one per FTPS control
+ * connection when it becomes one (implicit: handshake completed; explicit:
+ * 234 after AUTH) and takes it back when the connection closes; the
+ * session tracker recomputes the counts from the flow table every second
+ * and corrects what drifted (flows evicted or expired without a close).
+ */
+struct ph_ftps_peer_key {
+	__u8 remote[16]; /* the FTPS peer (client on a server, server on a client) */
+	__u8 local[16];  /* this host's address of the control connection */
+};
+
+struct ph_ftps_peer {
+	struct bpf_spin_lock lock; /* guards refs and last_ns */
+	__u32 refs;                /* live FTPS control connections */
+	__u64 last_ns;             /* last change: a count taken or given
+				    * back, or a correction by the tracker */
+};
+#define PH_FTPS_PEERS_MAX 16384
 
 #endif /* PINHOLE_CTRL_H */

@@ -12,7 +12,7 @@
 
 #include <linux/types.h>
 
-#define PH_LAYOUT_VERSION 4
+#define PH_LAYOUT_VERSION 5
 
 /* Default pin directory, overridable with --pin-dir or PINHOLE_PIN_DIR. */
 #define PH_DEFAULT_PIN_DIR "/sys/fs/bpf/pinhole"
@@ -237,6 +237,9 @@ enum ph_flow_origin {
 #define PH_FF_FIN_IN (1u << 2)
 #define PH_FF_FIN_OUT (1u << 3)
 #define PH_FF_INIT_OUT (1u << 4) /* first packet left this host (TC egress) */
+/* An FTPS control connection the datapath counts in ftps_peers (ctrl.h):
+ * set when the count is taken, cleared when it is given back. */
+#define PH_FF_FTPS_COUNTED (1u << 5)
 
 struct ph_flow {
 	__u64 created_ns;

@@ -80,7 +80,7 @@ struct fx {
 	struct xdp_ingress_bpf *x;
 	struct tc_egress_bpf *t;
 	int state, slot_meta, ports, rules, peers, flows, half_open, frags,
-		expect, counters, events, ftp_ctrl, ftp_dp_stats;
+		expect, counters, events, ftp_ctrl, ftp_dp_stats, ftps_peers;
 	int ncpus;
 	/* ports entries written, so a reset can clear them */
 	__u32 port_idx[256];
@@ -234,6 +234,7 @@ static struct fx *fx_create(const struct fx_opts *o)
 	f->events = bpf_map__fd(f->x->maps.events);
 	f->ftp_ctrl = bpf_map__fd(f->x->maps.ftp_ctrl);
 	f->ftp_dp_stats = bpf_map__fd(f->x->maps.ftp_dp_stats);
+	f->ftps_peers = bpf_map__fd(f->x->maps.ftps_peers);
 	f->ncpus = libbpf_num_possible_cpus();
 	return f;
 }
@@ -376,6 +377,7 @@ static inline void fx_reset(struct fx *f)
 	map_clear(f->frags);
 	map_clear(f->expect);
 	map_clear(f->ftp_ctrl);
+	map_clear(f->ftps_peers);
 	set_meta(f, 0, 0, 0, 0, 0);
 	set_meta(f, 1, 0, 0, 0, 0);
 	set_slot(f, 0);
