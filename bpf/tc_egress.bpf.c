@@ -225,7 +225,15 @@ static __always_inline __u32 egress_verdict(struct __sk_buff *skb,
 		return ph_other_l4_verdict(PH_DIR_OUT);
 
 	ph_flow_key_init(&k, p, PH_DIR_OUT);
-	f = bpf_map_lookup_elem(&flows, &k);
+	/*
+	 * A bare SYN opens a connection, as on ingress: confirmed flows are
+	 * not consulted. The old entry of a reused 4-tuple (closing, or left
+	 * behind) must not admit the new connection without its policy check
+	 * or pinhole; the new one replaces it on promotion.
+	 */
+	f = p->proto == IPPROTO_TCP && ph_tcp_is_syn(p) ?
+		    NULL :
+		    bpf_map_lookup_elem(&flows, &k);
 	if (f) {
 		/* The flag first: other flows pay this test alone. */
 		if (ph_unlikely((f->flags & PH_FF_CTRL_ANY) &&

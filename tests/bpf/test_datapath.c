@@ -707,7 +707,9 @@ static const struct step expect_steps[] = {
 	{ "active server data from 20", OUT, TO4(20, 41000, SYN), PASS(EXPECT), E_HALF,
 	  .before = exp_active_srv },
 	{ "its syn-ack", IN, TI4(41000, 20, SYN | ACK), PASS(HALF_OPEN), E_FLOW },
-	{ "again: consumed", OUT, TO4(20, 41000, SYN), PASS(FLOW) },
+	/* A bare SYN never rides a confirmed flow (a reused 4-tuple): the
+	 * pinhole is spent, so the outbound policy judges it. */
+	{ "again: consumed, judged by policy", OUT, TO4(20, 41000, SYN), PASS(POLICY) },
 	{ "another from 20", OUT, TO4(20, 41001, SYN), PASS(POLICY), E_HALF },
 	{ "pasv client", OUT, TO4(43000, 50010, SYN), PASS(EXPECT), E_HALF, .before = exp_pasv_cli },
 	{ "pasv client twice", OUT, TO4(43001, 50010, SYN), DROP(POLICY), E_NOSTATE },
