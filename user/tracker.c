@@ -1433,25 +1433,12 @@ int ph_trk_pins_open(struct ph_trk_pins *p, const char *pin_dir)
 	return 0;
 }
 
-/* /run/pinhole/<pin dir escaped as util.c's CLI lock>.tracker.lock */
+/* /run/pinhole/<pin dir escaped as the CLI lock>.tracker.lock */
 static void trk_lock_path(const char *pin_dir, char *out, size_t len)
 {
 	char name[PATH_MAX / 2];
-	size_t o = 0;
 
-	for (const char *p = pin_dir + 1; *p && o + 5 < sizeof(name); p++) {
-		unsigned char c = (unsigned char)*p;
-
-		if (c == '/')
-			name[o++] = '-';
-		else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-			 (c >= '0' && c <= '9') || c == '_' || c == '.')
-			name[o++] = (char)c;
-		else
-			o += (size_t)snprintf(name + o, sizeof(name) - o,
-					      "\\x%02x", c);
-	}
-	name[o] = '\0';
+	ph_lock_name(pin_dir, name, sizeof(name));
 	snprintf(out, len, "%s/%s.tracker.lock", PH_LOCK_DIR, name);
 }
 

@@ -212,7 +212,7 @@ int ph_bpffs_prepare(const char *pin_dir)
 }
 
 /* systemd-style escaping: '/' becomes '-', anything unusual \xNN. */
-static void lock_name(const char *pin_dir, char *out, size_t len)
+void ph_lock_name(const char *pin_dir, char *out, size_t len)
 {
 	size_t o = 0;
 
@@ -235,7 +235,7 @@ int ph_lock(const char *pin_dir)
 	char name[PATH_MAX / 2], path[PATH_MAX];
 	int fd;
 
-	lock_name(pin_dir, name, sizeof(name));
+	ph_lock_name(pin_dir, name, sizeof(name));
 	snprintf(path, sizeof(path), "%s/%s.lock", PH_LOCK_DIR, name);
 	if (mkdir(PH_LOCK_DIR, 0755) && errno != EEXIST) {
 		pr_warn("cannot create %s: %s", PH_LOCK_DIR, strerror(errno));

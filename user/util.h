@@ -52,6 +52,9 @@ bool ph_path_exists(const char *path);
 /* One CLI at a time per pin dir: flock on /run/pinhole/<escaped>.lock.
  * Waits (saying so) if another command holds it. Returns an fd >= 0 or
  * -PH_EXIT_ENV after a message. */
+/* The file name a pin dir's lock files use: the pin dir escaped
+ * systemd-style ('/' -> '-', unusual bytes \xNN), without the leading '/'. */
+void ph_lock_name(const char *pin_dir, char *out, size_t len);
 int ph_lock(const char *pin_dir);
 void ph_unlock(int fd);
 

@@ -16,23 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "ftp.h"
 #include "tracker.h"
-
-static int failures, checks;
-static const char *cur_case = "";
-
-#define EXPECT(cond, ...)                                                     \
-	do {                                                                  \
-		checks++;                                                     \
-		if (!(cond)) {                                                \
-			failures++;                                           \
-			fprintf(stderr, "FAIL [%s] %s:%d: ", cur_case,        \
-				__FILE__, __LINE__);                          \
-			fprintf(stderr, __VA_ARGS__);                         \
-			fputc('\n', stderr);                                  \
-		}                                                             \
-	} while (0)
 
 #define SEC 1000000000ull
 #define T0 (1000 * SEC)
