@@ -645,6 +645,16 @@ static int do_detach(struct ctx *c)
 
 /* --------------------------------------------------------------- status */
 
+/* Prints an indented table, or "(none)" when it has no rows, and frees it. */
+static void indented_table_done(struct ph_table *t)
+{
+	if (t->nrows)
+		ph_table_print(t, stdout, "  ");
+	else
+		printf("  (none)\n");
+	ph_table_free(t);
+}
+
 static int do_status(struct ctx *c)
 {
 	static const char *const hdr[] = { "NAME", "|IFINDEX", "XDP", "|XDP PROG",
@@ -768,11 +778,7 @@ static int do_status(struct ctx *c)
 		ph_fmt_duration(now - recs[i].attached_ns, age, sizeof(age));
 		ph_table_add(&t, row);
 	}
-	if (n)
-		ph_table_print(&t, stdout, "  ");
-	else
-		printf("  (none)\n");
-	ph_table_free(&t);
+	indented_table_done(&t);
 	printf("maps\n");
 	for (size_t i = 0; i < ARRAY_SIZE(fill); i++)
 		printf("  %-10s %llu / %u\n", ph_map_name(fill[i].id),
@@ -1296,11 +1302,7 @@ static void sessions_text(const char *pin_dir, bool running, long pid,
 		}
 		ph_table_add(&t, row);
 	}
-	if (t.nrows)
-		ph_table_print(&t, stdout, "  ");
-	else
-		printf("  (none)\n");
-	ph_table_free(&t);
+	indented_table_done(&t);
 	printf("pending pinholes\n");
 	ph_table_init(&t, ARRAY_SIZE(phdr), phdr);
 	for (int i = 0; i < nh; i++) {
@@ -1312,11 +1314,7 @@ static void sessions_text(const char *pin_dir, bool running, long pid,
 				sizeof(ttl));
 		ph_table_add(&t, row);
 	}
-	if (t.nrows)
-		ph_table_print(&t, stdout, "  ");
-	else
-		printf("  (none)\n");
-	ph_table_free(&t);
+	indented_table_done(&t);
 	printf("ftps peers  (live FTPS control connections: ftps-range admits their peers)\n");
 	ph_table_init(&t, ARRAY_SIZE(fhdr), fhdr);
 	for (int i = 0; i < x->nfp; i++) {
@@ -1329,11 +1327,7 @@ static void sessions_text(const char *pin_dir, bool running, long pid,
 				age, sizeof(age));
 		ph_table_add(&t, row);
 	}
-	if (t.nrows)
-		ph_table_print(&t, stdout, "  ");
-	else
-		printf("  (none)\n");
-	ph_table_free(&t);
+	indented_table_done(&t);
 	printf("totals      %llu sessions; pinholes: %llu opened (%llu by the datapath first), %llu used, %llu expired, %llu revoked, %llu refused\n",
 	       (unsigned long long)tot->sessions, (unsigned long long)tot->opened,
 	       (unsigned long long)tot->opened_bpf, (unsigned long long)tot->used,
