@@ -94,7 +94,7 @@ fw_sanity() {
 	wait $p1 && r1=1
 	wait $p2 && r2=1
 	ph_check "$FTP_FW on $FTP_SIDE: cli->srv:45000 and srv->cli:45001 blocked" \
-		[ $r1 = 0 ] && [ $r2 = 0 ]
+		[ "$r1$r2" = 00 ]
 }
 
 run_scenario() {
@@ -244,7 +244,7 @@ for be in $LOADBE; do
 	ph_check "$be: 200 transfers (50 PASV/v4, 50 EPSV/v6, 50 PORT/v4, 50 EPRT/v6), $n_ok checksum-correct" [ $n_ok = 200 ]
 	ph_check "$be: $FTP_O_ADMITTED data connections admitted (want 200)" [ "$FTP_O_ADMITTED" = 200 ]
 	ph_check "$be: TcpExtTCPSynRetrans in $PH_NS_CLI: $syn_cli (want 0); in $PH_NS_SRV: $syn_srv (want 0)" \
-		[ "$syn_cli" = 0 ] && [ "$syn_srv" = 0 ]
+		[ "$syn_cli:$syn_srv" = 0:0 ]
 	[ "$be" = pinhole ] && ph_pinhole sessions -j >"$LOGS/sessions-load.json" 2>&1
 	ftp_fw_alive
 	ftp_fw_down
