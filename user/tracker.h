@@ -117,7 +117,7 @@ void ph_trk_fmt_endpoint(const __u8 addr[16], __be16 port, char *buf,
 
 /* The pins the tracker and `pinhole sessions` use; -1 when missing. */
 struct ph_trk_pins {
-	int events, expect, sessions, totals, state, slot_meta;
+	int events, expect, sessions, totals, state, slot_meta, syn_watch;
 };
 
 /* Opens every pin above. Returns 0, -ENOENT (one is missing: no
