@@ -18,14 +18,6 @@
 const volatile struct ph_load_cfg ph_cfg = {};
 __u64 ph_clock_offset_ns = 0;
 
-/*
- * The tracker never opens a pinhole to a local port below this (design
- * invariant 2: data ports below 1024 are refused), so a SYN to such a port
- * skips the pinhole lookups unless the policy admits it: a SYN flood
- * against closed service ports costs array lookups only.
- */
-#define PH_PINHOLE_MIN_PORT 1024
-
 static __always_inline __u32 ingress_icmp(const struct ph_pkt *p,
 					  const struct ph_flow_key *quoted,
 					  struct ph_clock *clk)
@@ -152,6 +144,7 @@ static __always_inline __u32 ingress_syn(struct xdp_md *ctx,
 					 struct ph_clock *clk)
 {
 	int pinhole_port = bpf_ntohs(p->dport) >= PH_PINHOLE_MIN_PORT;
+	int watch_ho = 0, watch_exp = 0;
 	__u32 session = 0, reason;
 	int exp = PH_EXP_NONE, v = 0;
 	__u16 rflags = 0;
@@ -159,15 +152,23 @@ static __always_inline __u32 ingress_syn(struct xdp_md *ctx,
 	if (ph_cfg.failsafe_port && p->dport == bpf_htons(ph_cfg.failsafe_port))
 		return PH_R_PASS_FAILSAFE;
 
-	/* The key is built only once a table is to be consulted: a denied
-	 * SYN to a service port never needs it. */
+	/* Tables are consulted only where syn_watch says an entry may be
+	 * (a missing watch entry: always), and the key is built only then:
+	 * a denied SYN to a closed port never needs it. */
 	if (pinhole_port) {
+		watch_ho = ph_syn_watch_live(PH_SW_HALF_OPEN, p->dport, clk);
+		watch_exp = ph_syn_watch_live(PH_SW_EXPECT, p->dport, clk);
+	}
+	if (watch_ho || watch_exp)
 		ph_flow_key_init(k, p, PH_DIR_IN);
-		/* A retransmitted SYN finds the entry its first copy made,
-		 * even when a consumed pinhole admitted it. */
+	/* A retransmitted SYN finds the entry its first copy made, even
+	 * when a consumed pinhole admitted it. */
+	if (watch_ho) {
 		reason = ph_half_open_hit(k, p, PH_DIR_IN, clk, 0);
 		if (reason != PH_CONTINUE)
 			return reason;
+	}
+	if (watch_exp) {
 		exp = ph_expect_take(k, PH_DIR_IN, clk, &session);
 		if (exp == PH_EXP_TAKEN) {
 			ph_half_open_add(k, PH_FO_EXPECT, 0, 0, session, clk);
@@ -192,6 +193,8 @@ static __always_inline __u32 ingress_syn(struct xdp_md *ctx,
 
 		if (again != PH_CONTINUE)
 			return again;
+	} else if (!watch_ho && !watch_exp) {
+		ph_flow_key_init(k, p, PH_DIR_IN);
 	}
 	ph_half_open_add(k,
 			 reason == PH_R_PASS_FTPS_RANGE ? PH_FO_FTPS :

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
@@ -407,4 +408,17 @@ void ph_flow_service(const struct ph_instance *inst, const struct ph_view *v,
 	}
 	name.name[sizeof(name.name) - 1] = '\0';
 	ph_strlcpy(buf, name.name, len);
+}
+
+int ph_syn_watch_raise(int watch_fd, __be16 lport, __u64 deadline_ns)
+{
+	__u64 until = deadline_ns + PH_SYN_WATCH_GRACE_S * 1000000000ull;
+	__u32 idx = PH_SYN_WATCH_IDX(PH_SW_EXPECT, ntohs(lport));
+	__u64 cur;
+
+	if (bpf_map_lookup_elem(watch_fd, &idx, &cur))
+		return -errno;
+	if (cur >= until)
+		return 0;
+	return bpf_map_update_elem(watch_fd, &idx, &until, BPF_ANY) ? -errno : 0;
 }

@@ -50,4 +50,11 @@ int ph_flows_foreach(const struct ph_instance *inst, ph_flow_fn fn, void *ctx);
 void ph_flow_service(const struct ph_instance *inst, const struct ph_view *v,
 		     const struct ph_flow *flow, char *buf, size_t len);
 
+/* Before an inbound pinhole (dir PH_DIR_IN) to local port @lport is
+ * written into expect: raise its syn_watch element (fd @watch_fd, index
+ * PH_SYN_WATCH_IDX(PH_SW_EXPECT, port)) to @deadline_ns +
+ * PH_SYN_WATCH_GRACE_S, or the datapath will not look for it. 0 or
+ * -errno. */
+int ph_syn_watch_raise(int watch_fd, __be16 lport, __u64 deadline_ns);
+
 #endif /* PH_USER_MAPS_IO_H */

@@ -41,6 +41,7 @@
 #include "ftp.h"
 #include "ftps.h"
 #include "log.h"
+#include "maps_io.h"
 #include "tracker.h"
 #include "util.h"
 
@@ -1402,7 +1403,8 @@ static int pin_get(const char *dir, const char *name)
 void ph_trk_pins_close(struct ph_trk_pins *p)
 {
 	int *fds[] = { &p->events, &p->expect, &p->sessions, &p->totals,
-		       &p->state, &p->slot_meta, &p->flows, &p->ftps_peers };
+		       &p->state, &p->slot_meta, &p->flows, &p->ftps_peers,
+		       &p->syn_watch };
 
 	for (size_t i = 0; i < ARRAY_SIZE(fds); i++) {
 		if (*fds[i] >= 0)
@@ -1415,9 +1417,10 @@ int ph_trk_pins_open(struct ph_trk_pins *p, const char *pin_dir)
 {
 	static const char *const names[] = { "events", "expect", "ftp_sessions",
 					     "ftp_totals", "state", "slot_meta",
-					     "flows", "ftps_peers" };
+					     "flows", "ftps_peers", "syn_watch" };
 	int *fds[] = { &p->events, &p->expect, &p->sessions, &p->totals,
-		       &p->state, &p->slot_meta, &p->flows, &p->ftps_peers };
+		       &p->state, &p->slot_meta, &p->flows, &p->ftps_peers,
+		       &p->syn_watch };
 
 	for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
 		*fds[i] = -1;
@@ -1525,7 +1528,16 @@ static int rt_expect_put(void *ctx, const struct ph_flow_key *k,
 			 const struct ph_expect *v)
 {
 	struct ph_trk_runner *r = ctx;
+	int err;
 
+	/* The datapath looks for an inbound pinhole only while the port's
+	 * watch says one may exist: raise it first. */
+	if (v->dir == PH_DIR_IN) {
+		err = ph_syn_watch_raise(r->pins.syn_watch, k->lport,
+					 v->deadline_ns);
+		if (err)
+			return err;
+	}
 	return bpf_map_update_elem(r->pins.expect, k, v, BPF_ANY) ? -errno : 0;
 }
 

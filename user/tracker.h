@@ -127,7 +127,7 @@ void ph_trk_fmt_endpoint(const __u8 addr[16], __be16 port, char *buf,
 /* The pins the tracker and `pinhole sessions` use; -1 when missing. */
 struct ph_trk_pins {
 	int events, expect, sessions, totals, state, slot_meta, flows,
-		ftps_peers;
+		ftps_peers, syn_watch;
 };
 
 /* Opens every pin above. Returns 0, -ENOENT (one is missing: no

@@ -88,6 +88,38 @@ static __always_inline __u64 ph_clock_ns(struct ph_clock *c)
 	return c->ns;
 }
 
+/* syn_watch (include/pinhole/pinhole.h): the @kind entry of local port
+ * @lport. */
+static __always_inline __u64 *ph_syn_watch(__u32 kind, __be16 lport)
+{
+	__u32 idx = PH_SYN_WATCH_IDX(kind, bpf_ntohs(lport));
+
+	return bpf_map_lookup_elem(&syn_watch, &idx);
+}
+
+/* Raises the watch to @t, never lowers it (not atomic: see pinhole.h).
+ * Already within a second of @t, it is left alone: a busy port's entry is
+ * rewritten about once a second, not by every new connection on every CPU
+ * (callers add that second to @t). */
+static __always_inline void ph_syn_watch_raise(__u32 kind, __be16 lport,
+					       __u64 t)
+{
+	__u64 *until = ph_syn_watch(kind, lport);
+
+	if (until && *until + PH_NSEC_PER_SEC < t)
+		*until = t;
+}
+
+/* Must a bare SYN to @lport consult the @kind table? Reads the clock only
+ * if the watch was ever raised; a failed lookup says yes. */
+static __always_inline int ph_syn_watch_live(__u32 kind, __be16 lport,
+					     struct ph_clock *c)
+{
+	__u64 *until = ph_syn_watch(kind, lport);
+
+	return !until || (*until && *until > ph_clock_ns(c));
+}
+
 /* A ph_cfg timeout in ns; 0 in the configuration means "the default". */
 #define PH_CFG_TIMEOUT_NS(field, def_s)                                        \
 	((__u64)(ph_cfg.field ? ph_cfg.field : (def_s)) * PH_NSEC_PER_SEC)

@@ -141,6 +141,14 @@ static __always_inline void ph_half_open_add(const struct ph_flow_key *k,
 		.session = session,
 	};
 
+	/* A bare SYN to this port must find the entry (a retransmit, a
+	 * simultaneous open): the watch covers its life, raised first. */
+	if (k->proto == IPPROTO_TCP &&
+	    bpf_ntohs(k->lport) >= PH_PINHOLE_MIN_PORT)
+		ph_syn_watch_raise(PH_SW_HALF_OPEN, k->lport,
+				   now + PH_CFG_TIMEOUT_NS(half_open_timeout_s,
+							   PH_HALF_OPEN_TIMEOUT_S) +
+					   2 * PH_NSEC_PER_SEC);
 	bpf_map_update_elem(&half_open, k, &f, BPF_ANY);
 }
 

@@ -1187,6 +1187,11 @@ static __always_inline void ph_ftp_install(struct ph_ftp_scratch *sc)
 	__u16 cap = sc->ev.caplen;
 	long err;
 
+	/* The watch first: a SYN that finds the pinhole must look for it. */
+	if (e.dir == PH_DIR_IN)
+		ph_syn_watch_raise(PH_SW_EXPECT, sc->cand.lport,
+				   e.deadline_ns +
+					   PH_SYN_WATCH_GRACE_S * PH_NSEC_PER_SEC);
 	if (bpf_map_update_elem(&expect, &sc->cand, &e, BPF_ANY))
 		return; /* expect is full: the tracker will try */
 	sc->ev.type = PH_EV_EXPECT_BPF;

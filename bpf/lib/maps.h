@@ -98,6 +98,15 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } expect SEC(".maps");
 
+/* Per local port: may a bare SYN find a pinhole or a half-open entry? */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, PH_SYN_WATCH_ENTRIES);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} syn_watch SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, PH_COUNTER_ENTRIES);

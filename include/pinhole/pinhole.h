@@ -12,7 +12,7 @@
 
 #include <linux/types.h>
 
-#define PH_LAYOUT_VERSION 5
+#define PH_LAYOUT_VERSION 6
 
 /* Default pin directory, overridable with --pin-dir or PINHOLE_PIN_DIR. */
 #define PH_DEFAULT_PIN_DIR "/sys/fs/bpf/pinhole"
@@ -292,6 +292,43 @@ struct ph_expect {
 	__u8 pad[3];
 };
 #define PH_EXPECT_MAX 65536
+
+/*
+ * The tracker never opens a pinhole to a local port below this (design
+ * invariant 2), so a bare SYN to such a port consults neither half_open nor
+ * expect before the policy admits it.
+ */
+#define PH_PINHOLE_MIN_PORT 1024
+
+/*
+ * syn_watch: array of __u64 [2 * 65536], index PH_SYN_WATCH_IDX(kind,
+ * local port in host order): CLOCK_MONOTONIC until which a bare inbound
+ * SYN to a port >= PH_PINHOLE_MIN_PORT must consult
+ *   PH_SW_EXPECT     expect: whoever writes an inbound pinhole (dir
+ *                    PH_DIR_IN; the datapath or userspace) raises it to the
+ *                    pinhole's deadline + PH_SYN_WATCH_GRACE_S, BEFORE
+ *                    writing the expect entry;
+ *   PH_SW_HALF_OPEN  half_open: the datapath raises it with every TCP
+ *                    half_open entry it creates, to the entry's end of
+ *                    life + 2 s (and only when that moves it by more than
+ *                    1 s, so a busy port's entry is written about once a
+ *                    second, not by every connection).
+ * 0: never. Elsewhere the SYN goes straight to the policy: a SYN flood
+ * against closed high ports costs what one against closed service ports
+ * costs, not three hash lookups that cannot match. Values only grow; two
+ * writers racing on one element may keep the other's value, older by the
+ * race window at most (every writer of a kind adds the same lifetime), and
+ * the grace covers that. It also keeps an expired pinhole that nobody has
+ * removed yet reported as drop_expect_spent for that long.
+ */
+enum ph_syn_watch_kind {
+	PH_SW_EXPECT = 0,
+	PH_SW_HALF_OPEN = 1,
+	PH_SW_MAX,
+};
+#define PH_SYN_WATCH_IDX(kind, port) ((__u32)(kind) * 65536u + (__u32)(port))
+#define PH_SYN_WATCH_ENTRIES (PH_SW_MAX * 65536u)
+#define PH_SYN_WATCH_GRACE_S 60
 
 /* ---------------------------------------------------------------------- */
 /* Attached interfaces (written by userspace; visible to bpftool).          */

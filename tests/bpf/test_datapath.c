@@ -12,6 +12,7 @@
  * /sys/fs/bpf/ph-dp-test-<pid>, removed at exit.
  */
 #include "bpf/fixture.h"
+#include "maps_io.h"
 
 /* Addresses: this host, an allowed peer, an excluded peer inside the
  * allowed prefix, and a peer outside it. */
@@ -401,6 +402,8 @@ static const struct step tcp_in_steps[] = {
 static const struct step tcp_out_steps[] = {
 	{ "syn out", OUT, TO4(42000, 443, SYN), PASS(DEFAULT), E_HALF, .check = half_is_outbound },
 	{ "syn out retransmit", OUT, TO4(42000, 443, SYN), PASS(HALF_OPEN), E_HALF },
+	/* found through the syn_watch of local port 42000, raised by egress */
+	{ "simultaneous open: syn in", IN, TI4(443, 42000, SYN), PASS(HALF_OPEN), E_HALF },
 	{ "stray ack in before syn-ack", IN, TI4(443, 42000, ACK), PASS(HALF_OPEN), E_HALF },
 	{ "syn-ack in promotes", IN, TI4(443, 42000, SYN | ACK), PASS(HALF_OPEN), E_FLOW | E_NOHALF },
 	{ "ack out", OUT, TO4(42000, 443, ACK), PASS(FLOW), E_FLOW },
@@ -507,6 +510,9 @@ static const struct step slot_steps[] = {
 	{ "slot 1: 80 closed", IN, TI4(46003, 80, SYN), DROP(POLICY) },
 	{ "slot 1: echo closed", IN, ICMP4(R4, L4, 8, 0, 5), DROP(ICMP) },
 	{ "slot 1: flow survives reload", IN, TI4(46001, 80, ACK), PASS(FLOW), E_FLOW },
+	/* admitted before the reload: its retransmit finds half_open first */
+	{ "slot 0: its syn retransmit", IN, TI4(46002, 8080, SYN), PASS(HALF_OPEN), E_HALF,
+	  .before = flip_to_0 },
 	{ "slot 0 again", IN, TI4(46004, 8080, SYN), DROP(POLICY), .before = flip_to_0 },
 };
 
@@ -639,6 +645,11 @@ static void put_expect(struct fx *f, const char *local, const char *remote,
 	e.deadline_ns = fx_now() + ttl_s * (__s64)NSEC;
 	e.session = session;
 	e.dir = dir;
+	/* As the tracker installs one: the port's syn_watch first. */
+	if (dir == IN &&
+	    ph_syn_watch_raise(bpf_map__fd(f->x->maps.syn_watch), k.lport,
+			       e.deadline_ns))
+		fprintf(stderr, "syn_watch: %s\n", strerror(errno));
 	if (bpf_map_update_elem(f->expect, &k, &e, BPF_ANY))
 		fprintf(stderr, "expect: %s\n", strerror(errno));
 }
@@ -667,6 +678,21 @@ static void exp_out_short(struct fx *f)
 {
 	put_expect(f, L4, R4, 0, 50011, OUT, 5, 14);
 	fx_advance(f, 10 * NSEC);
+}
+
+/* Written without raising the port's syn_watch first (breaking the
+ * contract in pinhole.h): the datapath does not look for it. */
+static void exp_no_watch(struct fx *f)
+{
+	struct ph_flow_key k = {};
+	struct ph_expect e = { .deadline_ns = fx_now() + 30 * NSEC, .session = 15,
+			       .dir = IN };
+
+	addr16(4, L4, k.local);
+	addr16(4, R4, k.remote);
+	k.lport = htons(40005);
+	k.proto = IPPROTO_TCP;
+	bpf_map_update_elem(f->expect, &k, &e, BPF_ANY);
 }
 
 static bool half_is_expect7(struct fx *f, const struct step *s)
@@ -715,6 +741,8 @@ static const struct step expect_steps[] = {
 	{ "pasv client twice", OUT, TO4(43001, 50010, SYN), DROP(POLICY), E_NOSTATE },
 	{ "pasv client expired", OUT, TO4(43002, 50011, SYN), DROP(EXPECT_SPENT), E_NOSTATE,
 	  .before = exp_out_short },
+	{ "pinhole without syn_watch unseen", IN, TI4(51005, 40005, SYN), DROP(POLICY), E_NOSTATE,
+	  .before = exp_no_watch },
 };
 
 /* ---- fail-open / fail-closed ------------------------------------------- */

@@ -67,6 +67,7 @@ CASES_SMOKE = ["denied", "syn_new", "est", "expect_new"]
 CASE_LABEL = {
     "denied": "denied SYN (default drop)",
     "denied_high": "denied SYN, high port",
+    "deny_pend": "denied SYN, port with pinholes pending",
     "syn_new": "allowed SYN, new connection",
     "syn_again": "allowed SYN repeated (half-open)",
     "est": "established flow (IPv4)",
@@ -685,8 +686,10 @@ RULE_CASES = ["denied", "denied_high", "ack_any", "ack_peer", "est", "syn_new", 
 RULE_TARGET_CASES = ["denied", "denied_high", "ack_any", "ack_peer", "est"]
 # flows: a hit (est) and a miss (ack_any: flows and half_open miss, then policy)
 FLOW_CASES = ["est", "ack_any"]
-# pinholes: a hit (expect_new) and the two misses of a SYN to a high port
-EXPECT_CASES = ["expect_new", "denied_high"]
+# pinholes: a hit (expect_new), a SYN to a high port with nothing pending
+# (denied_high: syn_watch skips the lookups) and one to the port where the
+# filled pinholes wait for other peers (deny_pend: two expect misses)
+EXPECT_CASES = ["expect_new", "denied_high", "deny_pend"]
 
 
 def rules_policy(n):

@@ -106,7 +106,7 @@ static void pin_cpu(int cpu)
 /* The program's maps, found by name.                                  */
 /* ------------------------------------------------------------------ */
 struct prog_maps {
-	int flows, half_open, expect, counters; /* pinhole */
+	int flows, half_open, expect, counters, syn_watch; /* pinhole */
 	int bare_stats;                          /* bare.bpf.c */
 	int xdp_stats;                           /* xdp-filter */
 	int rodata;                              /* any ".rodata" */
@@ -140,6 +140,8 @@ static void find_maps(int prog_fd, struct prog_maps *m)
 			slot = &m->half_open;
 		else if (!strcmp(mi.name, "expect"))
 			slot = &m->expect;
+		else if (!strcmp(mi.name, "syn_watch"))
+			slot = &m->syn_watch;
 		else if (!strcmp(mi.name, "counters"))
 			slot = &m->counters;
 		else if (!strcmp(mi.name, "bare_stats"))
@@ -283,6 +285,20 @@ static void forget_flow(const struct prog_maps *m, const struct bench_case *c)
 		bpf_map_delete_elem(m->half_open, &k);
 }
 
+/* Before an inbound pinhole to @lport is written (pinhole.h, syn_watch). */
+static void raise_watch(int watch_fd, __be16 lport, __u64 deadline_ns)
+{
+	__u32 idx = PH_SYN_WATCH_IDX(PH_SW_EXPECT, ntohs(lport));
+	__u64 cur = 0, until = deadline_ns + PH_SYN_WATCH_GRACE_S * 1000000000ull;
+
+	if (watch_fd < 0)
+		return;
+	if (!bpf_map_lookup_elem(watch_fd, &idx, &cur) && cur >= until)
+		return;
+	if (bpf_map_update_elem(watch_fd, &idx, &until, BPF_ANY))
+		die(errno, "cannot raise the syn_watch of port %u", ntohs(lport));
+}
+
 /* A passive-mode pinhole: this client, this data port, any source port. */
 static void set_expect(const struct prog_maps *m, const struct bench_case *c)
 {
@@ -296,6 +312,7 @@ static void set_expect(const struct prog_maps *m, const struct bench_case *c)
 	v.deadline_ns = now_ns() + 30ull * 1000000000ull;
 	v.session = 1;
 	v.dir = PH_DIR_IN;
+	raise_watch(m->syn_watch, k.lport, v.deadline_ns);
 	if (bpf_map_update_elem(m->expect, &k, &v, BPF_ANY))
 		die(errno, "cannot insert the pinhole of case %s", c->name);
 }
@@ -319,6 +336,11 @@ static const struct bench_case cases[] = {
 	  .sport = 40013, .dport = 33333, .tcp_flags = TCPF_SYN,
 	  .setup = forget_flow, .cleanup = forget_flow,
 	  .desc = "IPv4 TCP SYN to a closed high port (where pinholes can open)" },
+	{ .name = "deny_pend", .method = M_REPEAT, .reason = PH_R_DROP_POLICY,
+	  .sport = 40014, .dport = 60001, .tcp_flags = TCPF_SYN,
+	  .setup = forget_flow, .cleanup = forget_flow,
+	  .desc = "IPv4 TCP SYN to a closed high port where pinholes for other "
+		  "peers are pending (--fill-expect): two expect misses" },
 	{ .name = "syn_new", .method = M_DRIVE, .reason = PH_R_PASS_POLICY,
 	  .sport = 40001, .dport = 80, .tcp_flags = TCPF_SYN,
 	  .desc = "allowed IPv4 TCP SYN of a new connection (new source each run)" },
@@ -457,6 +479,10 @@ static struct drive_bpf *driver_open(int target_fd, const struct prog_maps *m,
 	d->rodata->drive_mode = mode;
 	*why = "driver cannot share the expect map";
 	if (m->expect >= 0 && bpf_map__reuse_fd(d->maps.expect, m->expect))
+		goto fail;
+	*why = "driver cannot share the syn_watch map";
+	if (m->syn_watch >= 0 &&
+	    bpf_map__reuse_fd(d->maps.syn_watch, m->syn_watch))
 		goto fail;
 	*why = "cannot load the driver (LIBBPF_LOG=1 shows why)";
 	if (drive_bpf__load(d))
@@ -725,6 +751,9 @@ static int cmd_testrun(int argc, char **argv)
 	find_maps(fd, &m);
 	printf("{\"prog_id\": %u", prog_id(fd));
 	fill_report("flows", m.flows, fill_flows, false, &comma);
+	if (fill_expect > 0) /* fill_map(): every pinhole to port 60001 */
+		raise_watch(m.syn_watch, htons(60001),
+			    now_ns() + 3600ull * 1000000000ull);
 	fill_report("expect", m.expect, fill_expect, true, &comma);
 	printf(", \"cases\": [");
 	for (char *save, *name = strtok_r(list, ",", &save); name;

@@ -42,6 +42,15 @@ struct {
 	__type(value, struct ph_expect);
 } expect SEC(".maps");
 
+/* Reused likewise: the port's watch is raised before the pinhole is
+ * written, as every writer of an inbound pinhole does (pinhole.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, PH_SYN_WATCH_ENTRIES);
+	__type(key, __u32);
+	__type(value, __u64);
+} syn_watch SEC(".maps");
+
 __u64 runs = 0;
 
 static __always_inline void v4_mapped(__u8 *out, __be32 a)
@@ -63,9 +72,14 @@ static __always_inline void install_pinhole(const struct iphdr *ip,
 	k.lport = tcp->dest;
 	k.rport = 0; /* passive mode: any client source port */
 	k.proto = IPPROTO_TCP;
+	__u32 widx = PH_SYN_WATCH_IDX(PH_SW_EXPECT, bpf_ntohs(tcp->dest));
+	__u64 *until = bpf_map_lookup_elem(&syn_watch, &widx);
+
 	e.deadline_ns = bpf_ktime_get_coarse_ns() + 30 * 1000000000ull;
 	e.session = 1;
 	e.dir = PH_DIR_IN;
+	if (until && *until < e.deadline_ns + PH_SYN_WATCH_GRACE_S * 1000000000ull)
+		*until = e.deadline_ns + PH_SYN_WATCH_GRACE_S * 1000000000ull;
 	bpf_map_update_elem(&expect, &k, &e, BPF_ANY);
 }
 
