@@ -167,27 +167,6 @@ __attribute__((noinline)) int ph_tc_ftp(struct __sk_buff *skb, __u32 what)
 	return ph_ftp_seg_begin(sc, PH_DIR_OUT, bpf_ntohl(wire));
 }
 
-/* The FTP work for the packet stashed in the scratch. The records are
- * driven from here, not from a global function: the stack of a chain of
- * calls is limited. */
-static __always_inline void tc_ftp_run(struct __sk_buff *skb, __u8 what)
-{
-	__u32 i;
-
-	if (ph_tc_ftp(skb, what)) {
-#pragma clang loop unroll(disable)
-		for (i = 0; i < PH_CTRL_CHUNKS; i++) {
-			if (ph_ftp_record(PH_DIR_OUT, i, ph_tc_copy(skb, i)))
-				break;
-			ph_ftp_parse_record(PH_DIR_OUT);
-			ph_ftp_apply(PH_DIR_OUT);
-			if (ph_ftp_report(PH_DIR_OUT))
-				break;
-		}
-	}
-	ph_ftp_finish(PH_DIR_OUT);
-}
-
 /* A packet of a tracked FTP control connection hit flows: PASS_FLOW, or
  * PH_CONTINUE if the entry had idled out. */
 static __always_inline __u32 egress_ctrl_flow(struct __sk_buff *skb,
@@ -196,16 +175,11 @@ static __always_inline __u32 egress_ctrl_flow(struct __sk_buff *skb,
 					      struct ph_flow *f,
 					      struct ph_clock *clk)
 {
-	/* Only TCP is tracked (a control flag on a UDP flow: ignored). */
-	int stashed = p->proto == IPPROTO_TCP ?
-			      ph_ftp_stash(PH_DIR_OUT, k, p, f) : -1;
-	__u8 state = f->state, what;
-	int live = ph_flow_use(f, k, p, PH_DIR_OUT, clk);
+	__u32 reason;
 
-	what = ph_ftp_what(p, state, live);
-	if (!stashed && what)
-		tc_ftp_run(skb, what);
-	return live ? PH_R_PASS_FLOW : PH_CONTINUE;
+	PH_FTP_CTRL_FLOW(reason, PH_DIR_OUT, skb, ph_tc_ftp, ph_tc_copy, p, k,
+			 f, clk);
+	return reason;
 }
 
 static __always_inline __u32 egress_verdict(struct __sk_buff *skb,

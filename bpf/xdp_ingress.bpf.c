@@ -335,25 +335,10 @@ __attribute__((noinline)) int ph_xdp_ftp(struct xdp_md *ctx, __u32 what)
 	return 0;
 }
 
-/* The FTP work for the packet stashed in the scratch. The records are
- * driven from here, not from a global function: the stack of a chain of
- * calls is limited, and this program's own frame is deep already. */
+/* The FTP work for the packet stashed in the scratch (ftp.h). */
 static __always_inline void xdp_ftp_run(struct xdp_md *ctx, __u8 what)
 {
-	__u32 i;
-
-	if (ph_xdp_ftp(ctx, what)) {
-#pragma clang loop unroll(disable)
-		for (i = 0; i < PH_CTRL_CHUNKS; i++) {
-			if (ph_ftp_record(PH_DIR_IN, i, ph_xdp_copy(ctx, i)))
-				break;
-			ph_ftp_parse_record(PH_DIR_IN);
-			ph_ftp_apply(PH_DIR_IN);
-			if (ph_ftp_report(PH_DIR_IN))
-				break;
-		}
-	}
-	ph_ftp_finish(PH_DIR_IN);
+	PH_FTP_RUN(PH_DIR_IN, ctx, ph_xdp_ftp, ph_xdp_copy, what);
 }
 
 /* A packet of a tracked FTP control connection hit flows: PASS_FLOW, or
@@ -364,16 +349,11 @@ static __always_inline __u32 ingress_ctrl_flow(struct xdp_md *ctx,
 					       struct ph_flow *f,
 					       struct ph_clock *clk)
 {
-	/* Only TCP is tracked (a control flag on a UDP flow: ignored). */
-	int stashed = p->proto == IPPROTO_TCP ?
-			      ph_ftp_stash(PH_DIR_IN, k, p, f) : -1;
-	__u8 state = f->state, what;
-	int live = ph_flow_use(f, k, p, PH_DIR_IN, clk);
+	__u32 reason;
 
-	what = ph_ftp_what(p, state, live);
-	if (!stashed && what)
-		xdp_ftp_run(ctx, what);
-	return live ? PH_R_PASS_FLOW : PH_CONTINUE;
+	PH_FTP_CTRL_FLOW(reason, PH_DIR_IN, ctx, ph_xdp_ftp, ph_xdp_copy, p, k,
+			 f, clk);
+	return reason;
 }
 
 static __always_inline __u32 ingress_verdict(struct xdp_md *ctx,

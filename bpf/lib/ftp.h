@@ -1580,4 +1580,50 @@ __attribute__((noinline)) int ph_ftp_finish(__u32 dir)
 	return 0;
 }
 
+/*
+ * The two hooks' FTP drivers differ only in their context type and in the
+ * functions that start a segment and copy a record's bytes, so one macro
+ * writes both (C has no generics; the expansion is the code each program
+ * had before).
+ *
+ * PH_FTP_RUN: the FTP work for the packet stashed in the scratch. The
+ * records are driven from the program, not from a global function: the
+ * stack of a chain of calls is limited.
+ */
+#define PH_FTP_RUN(DIR, CTX, BEGIN, COPY, WHAT)                               \
+	do {                                                                  \
+		__u32 i_;                                                     \
+                                                                              \
+		if (BEGIN(CTX, WHAT)) {                                       \
+			_Pragma("clang loop unroll(disable)")                 \
+			for (i_ = 0; i_ < PH_CTRL_CHUNKS; i_++) {             \
+				if (ph_ftp_record(DIR, i_, COPY(CTX, i_)))    \
+					break;                                \
+				ph_ftp_parse_record(DIR);                     \
+				ph_ftp_apply(DIR);                            \
+				if (ph_ftp_report(DIR))                       \
+					break;                                \
+			}                                                     \
+		}                                                             \
+		ph_ftp_finish(DIR);                                           \
+	} while (0)
+
+/*
+ * PH_FTP_CTRL_FLOW: a packet of a tracked FTP control connection hit
+ * flows entry F; sets REASON to PASS_FLOW, or PH_CONTINUE if the entry had
+ * idled out. Only TCP is tracked (a control flag on a UDP flow: ignored).
+ */
+#define PH_FTP_CTRL_FLOW(REASON, DIR, CTX, BEGIN, COPY, P, K, F, CLK)        \
+	do {                                                                  \
+		int stashed_ = (P)->proto == IPPROTO_TCP ?                    \
+				       ph_ftp_stash(DIR, K, P, F) : -1;       \
+		__u8 state_ = (F)->state, what_;                              \
+		int live_ = ph_flow_use(F, K, P, DIR, CLK);                   \
+                                                                              \
+		what_ = ph_ftp_what(P, state_, live_);                        \
+		if (!stashed_ && what_)                                       \
+			PH_FTP_RUN(DIR, CTX, BEGIN, COPY, what_);             \
+		(REASON) = live_ ? PH_R_PASS_FLOW : PH_CONTINUE;              \
+	} while (0)
+
 #endif /* PH_BPF_FTP_H */
