@@ -450,6 +450,39 @@ static inline int run_prog(struct fx *f, int dir, const __u8 *buf,
 }
 
 /*
+ * Runs one packet through the program of @dir and returns the reason whose
+ * counter moved: exactly one must, in @dir, and the program's return value
+ * must agree with it (drop <-> XDP_DROP / TC_ACT_SHOT). Returns -1 when
+ * they do not, -2 when the test run itself failed (errno set).
+ */
+static inline int fx_run_reason(struct fx *f, int dir, const __u8 *buf,
+				int len)
+{
+	static struct ph_counter before[PH_COUNTER_ENTRIES],
+		after[PH_COUNTER_ENTRIES];
+	int i, reason = -1, moved = 0;
+	__u32 ret;
+
+	read_counters(f, before);
+	if (run_prog(f, dir, buf, len, &ret))
+		return -2;
+	read_counters(f, after);
+	for (i = 0; i < PH_COUNTER_ENTRIES; i++) {
+		if (after[i].packets == before[i].packets)
+			continue;
+		moved++;
+		if (i / PH_R_MAX == dir)
+			reason = i % PH_R_MAX;
+	}
+	if (moved != 1)
+		return -1;
+	if (PH_REASON_IS_DROP(reason) !=
+	    (dir == IN ? ret == XDP_DROP : ret == TC_ACT_SHOT))
+		return -1;
+	return reason;
+}
+
+/*
  * The start of every test's main(): root, bpffs, the private pin root
  * /sys/fs/bpf/<prefix>-<pid> (removed at exit, also on fatal signals).
  * Returns 0, or the exit code: 77 (skip) or 1.

@@ -54,29 +54,13 @@ static const char *tname = "";
  * moved (exactly one must), or -1. */
 static int run_reason(int dir, const struct pkt_spec *p)
 {
-	static struct ph_counter before[PH_COUNTER_ENTRIES],
-		after[PH_COUNTER_ENTRIES];
 	__u8 buf[PKT_MAX];
-	int len = pkt_build(p, buf), i, reason = -1, moved = 0;
-	__u32 ret;
+	int len = pkt_build(p, buf);
+	int reason = fx_run_reason(F, dir, buf, len);
 
-	read_counters(F, before);
-	if (run_prog(F, dir, buf, len, &ret)) {
+	if (reason == -2)
 		fail(tname, "test run failed: %s", strerror(errno));
-		return -1;
-	}
-	read_counters(F, after);
-	for (i = 0; i < PH_COUNTER_ENTRIES; i++) {
-		if (after[i].packets == before[i].packets)
-			continue;
-		moved++;
-		if (i / PH_R_MAX == dir)
-			reason = i % PH_R_MAX;
-	}
-	if (moved != 1)
-		return -1;
-	if (PH_REASON_IS_DROP(reason) !=
-	    (dir == IN ? ret == XDP_DROP : ret == TC_ACT_SHOT))
+	if (reason < 0)
 		return -1;
 	F->seen[reason]++;
 	return reason;
