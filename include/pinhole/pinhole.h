@@ -286,7 +286,7 @@ struct ph_frag {
 /* wildcard (e.g. a passive-mode client connects from any source port).    */
 /* ---------------------------------------------------------------------- */
 struct ph_expect {
-	__u64 deadline_ns; /* CLOCK_MONOTONIC */
+	__u64 deadline_ns; /* CLOCK_MONOTONIC_COARSE (bpf_ktime_get_coarse_ns) */
 	__u32 session;
 	__u8 dir;          /* enum ph_dir in which the SYN must arrive */
 	__u8 pad[3];
@@ -302,7 +302,7 @@ struct ph_expect {
 
 /*
  * syn_watch: array of __u64 [2 * 65536], index PH_SYN_WATCH_IDX(kind,
- * local port in host order): CLOCK_MONOTONIC until which a bare inbound
+ * local port in host order): CLOCK_MONOTONIC_COARSE until which a bare inbound
  * SYN to a port >= PH_PINHOLE_MIN_PORT must consult
  *   PH_SW_EXPECT     expect: whoever writes an inbound pinhole (dir
  *                    PH_DIR_IN; the datapath or userspace) raises it to the
