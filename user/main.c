@@ -1151,6 +1151,7 @@ struct sess_extra {
 	const struct ph_ftps_entry *fp;
 	int nfp;
 	const struct ph_ftp_totals *tot;
+	const struct ph_ftp_dp_stats *dp; /* NULL: not readable */
 };
 
 static void sessions_json(const char *pin_dir, bool running, long pid,
@@ -1249,6 +1250,24 @@ static void sessions_json(const char *pin_dir, bool running, long pid,
 	ph_json_kv_uint(&j, "events_lost", tot->events_lost);
 	ph_json_kv_uint(&j, "ftps_fixed", tot->ftps_fixed);
 	ph_json_object_end(&j);
+	if (x->dp) {
+		const struct ph_ftp_dp_stats *d = x->dp;
+
+		ph_json_key(&j, "datapath");
+		ph_json_object_begin(&j);
+		ph_json_kv_uint(&j, "sessions", d->sessions);
+		ph_json_kv_uint(&j, "segments", d->segments);
+		ph_json_kv_uint(&j, "events", d->events);
+		ph_json_kv_uint(&j, "events_lost", d->events_lost);
+		ph_json_kv_uint(&j, "pinholes", d->pinholes);
+		ph_json_kv_uint(&j, "desyncs", d->desyncs);
+		ph_json_kv_uint(&j, "conflicts", d->conflicts);
+		ph_json_kv_uint(&j, "ctrl_full", d->ctrl_full);
+		ph_json_kv_uint(&j, "ftps_counted", d->ftps_counted);
+		ph_json_kv_uint(&j, "ftps_released", d->ftps_released);
+		ph_json_kv_uint(&j, "ftps_full", d->ftps_full);
+		ph_json_object_end(&j);
+	}
 	ph_json_object_end(&j);
 	ph_json_finish(&j);
 }
@@ -1349,11 +1368,29 @@ static void sessions_text(const char *pin_dir, bool running, long pid,
 	if (tot->ftps_fixed)
 		printf("ftps        %llu ftps_peers entries corrected by the tracker\n",
 		       (unsigned long long)tot->ftps_fixed);
+	if (x->dp) {
+		const struct ph_ftp_dp_stats *d = x->dp;
+
+		printf("datapath    %llu control connections, %llu segments, %llu records (%llu lost: ring buffer full), %llu pinholes installed, %llu desyncs, %llu conflicts, %llu without parser state\n",
+		       (unsigned long long)d->sessions,
+		       (unsigned long long)d->segments,
+		       (unsigned long long)d->events,
+		       (unsigned long long)d->events_lost,
+		       (unsigned long long)d->pinholes,
+		       (unsigned long long)d->desyncs,
+		       (unsigned long long)d->conflicts,
+		       (unsigned long long)d->ctrl_full);
+		printf("            ftps_peers: %llu counted, %llu given back, %llu refused (table full)\n",
+		       (unsigned long long)d->ftps_counted,
+		       (unsigned long long)d->ftps_released,
+		       (unsigned long long)d->ftps_full);
+	}
 }
 
 static int do_sessions(struct ctx *c)
 {
 	struct ph_ftp_totals tot = {};
+	struct ph_ftp_dp_stats dp;
 	struct ph_ftps_entry *fp = NULL;
 	struct ph_instance inst;
 	struct ph_trk_pins pins;
@@ -1404,6 +1441,12 @@ static int do_sessions(struct ctx *c)
 		qsort(fp, (size_t)nfp, sizeof(*fp), cmp_ftps);
 	x = (struct sess_extra){ .hs = hs, .nh = nh, .fp = fp, .nfp = nfp,
 				 .tot = &tot };
+	r = ph_ftp_dp_stats_read(c->pin_dir, &dp);
+	if (r)
+		pr_debug("cannot read %s/ftp_dp_stats: %s", c->pin_dir,
+			 strerror(-r));
+	else
+		x.dp = &dp;
 	if (c->json)
 		sessions_json(c->pin_dir, running, pid, ss, ns, &x,
 			      ph_now_coarse_ns());

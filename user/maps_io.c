@@ -5,9 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <arpa/inet.h>
+#include <unistd.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include <pinhole/ctrl.h>
 #include "log.h"
 #include "maps_io.h"
 #include "util.h"
@@ -313,6 +315,41 @@ int ph_counters_read(const struct ph_instance *inst, struct ph_counter *sum)
 	}
 	free(per);
 	return 0;
+}
+
+int ph_ftp_dp_stats_read(const char *pin_dir, struct ph_ftp_dp_stats *sum)
+{
+	enum { N = sizeof(*sum) / sizeof(__u64) };
+	int ncpu = libbpf_num_possible_cpus(), fd, err = 0;
+	char path[PATH_MAX];
+	__u64 *per, *out = (__u64 *)sum;
+	__u32 key = 0;
+
+	_Static_assert(sizeof(*sum) % sizeof(__u64) == 0,
+		       "ph_ftp_dp_stats holds only __u64 counters");
+	memset(sum, 0, sizeof(*sum));
+	if (ncpu <= 0)
+		return ncpu ? ncpu : -EINVAL;
+	if (snprintf(path, sizeof(path), "%s/ftp_dp_stats", pin_dir) >=
+	    (int)sizeof(path))
+		return -ENAMETOOLONG;
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return -errno;
+	per = calloc((size_t)ncpu, sizeof(*sum));
+	if (!per) {
+		close(fd);
+		return -ENOMEM;
+	}
+	if (bpf_map_lookup_elem(fd, &key, per))
+		err = -errno;
+	else
+		for (int c = 0; c < ncpu; c++)
+			for (int i = 0; i < N; i++)
+				out[i] += per[(size_t)c * N + i];
+	free(per);
+	close(fd);
+	return err;
 }
 
 int ph_map_count(int fd, size_t key_size, __u64 *count)

@@ -34,6 +34,11 @@ int ph_policy_install(struct ph_instance *inst, const struct ph_policy *pol,
 /* counters summed over CPUs into sum[PH_COUNTER_ENTRIES]. 0 or -errno. */
 int ph_counters_read(const struct ph_instance *inst, struct ph_counter *sum);
 
+/* The in-kernel FTP parser's per-CPU counters (pin `ftp_dp_stats` of
+ * pin_dir) summed over CPUs. 0 or -errno. */
+struct ph_ftp_dp_stats;
+int ph_ftp_dp_stats_read(const char *pin_dir, struct ph_ftp_dp_stats *sum);
+
 /* Number of entries of a hash/LRU map. 0 or -errno. */
 int ph_map_count(int fd, size_t key_size, __u64 *count);
 

@@ -121,6 +121,11 @@ ph_expect_ok "EPSV download over IPv6 (sha256 matches)" \
 	ftp_dl "$PH_SRV6"
 ph_check "sessions -j: totals.opened >= 2" wait_for totals.opened 2
 ph_check "sessions -j: totals.used >= 2" wait_for totals.used 2
+ph_check "sessions -j: datapath.sessions >= 2 (in-kernel parser counters)" \
+	wait_for datapath.sessions 2
+ph_check "sessions -j: datapath.pinholes >= 2 (installed before the 227/229 left)" \
+	wait_for datapath.pinholes 2
+ph_check "sessions -j: datapath.events_lost = 0" [ "$(sess_get datapath.events_lost)" = 0 ]
 ph_expect_ok "sessions -j is valid JSON" json_valid
 ph_check "no pinhole left after the transfers" pinholes_gone
 ph_expect_ok "sessions (text) says the tracker runs" \
