@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <arpa/inet.h>
 #include <unistd.h>
 #include <bpf/bpf.h>
@@ -137,79 +138,183 @@ static int write_names(const struct ph_instance *inst, __u32 slot,
 	return err;
 }
 
-/* Keys of the peers trie that belong to slot; *total counts all keys. */
-static int peers_of_slot(const struct ph_instance *inst, __u32 slot,
-			 struct ph_peer_key **out, __u32 *n, __u32 *total)
+/* An empty LPM trie for one peer set, alike for every set (the outer map
+ * accepts only tries of its inner definition); the caller closes the fd. */
+static int peer_trie_create(void)
 {
-	int fd = inst->fd[PH_MAP_PEERS];
-	__u32 cap = inst->max_entries[PH_MAP_PEERS] + 1;
-	struct ph_peer_key key, next, *keys;
-	bool first = true;
+	LIBBPF_OPTS(bpf_map_create_opts, o, .map_flags = BPF_F_NO_PREALLOC);
+	int fd = bpf_map_create(BPF_MAP_TYPE_LPM_TRIE, "ph_peer_set",
+				sizeof(struct ph_peer_key),
+				sizeof(struct ph_peer_val), PH_PEER_SET_MAX, &o);
 
-	*n = *total = 0;
-	keys = calloc(cap, sizeof(*keys));
-	if (!keys)
-		return -ENOMEM;
-	while (*total < cap &&
-	       !bpf_map_get_next_key(fd, first ? NULL : &key, &next)) {
-		first = false;
-		key = next;
-		(*total)++;
-		if (next.slot == slot)
-			keys[(*n)++] = next;
+	return fd < 0 ? -errno : fd;
+}
+
+/*
+ * Puts fds[i] at keys[i] of peers. The kernel waits for an RCU grace period
+ * after every write to a map of maps (milliseconds), so one batch rather
+ * than thousands of single writes; one by one where batches are missing.
+ */
+static int peers_put(const struct ph_instance *inst, __u32 *keys,
+		     const int *fds, __u32 n)
+{
+	static bool no_batch;
+	LIBBPF_OPTS(bpf_map_batch_opts, opts);
+	int fd = inst->fd[PH_MAP_PEERS], err;
+	__u32 cnt = n;
+
+	if (!n)
+		return 0;
+	if (!no_batch) {
+		err = bpf_map_update_batch(fd, keys, fds, &cnt, &opts);
+		if (err != -EINVAL && err != -EOPNOTSUPP &&
+		    err != -KERNEL_ENOTSUPP)
+			return err;
+		pr_debug("batch update of peers unsupported (%s); writing one by one",
+			 strerror(-err));
+		no_batch = true;
 	}
-	*out = keys;
+	for (__u32 i = 0; i < n; i++)
+		if (bpf_map_update_elem(fd, &keys[i], &fds[i], BPF_ANY))
+			return -errno;
 	return 0;
 }
 
-static int clear_peers(const struct ph_instance *inst, __u32 slot,
-		       __u32 *remaining)
+/* Indices of slot that hold a trie. */
+static int peers_present(const struct ph_instance *inst, __u32 slot,
+			 __u32 *keys, __u32 *n)
 {
-	struct ph_peer_key *keys;
-	__u32 n, total;
-	int err = peers_of_slot(inst, slot, &keys, &n, &total);
+	*n = 0;
+	for (__u32 set = 0; set < PH_MAX_SETS; set++) {
+		__u32 idx = PH_PEER_SET_IDX(slot, set), id;
 
-	if (err)
-		return err;
-	for (__u32 i = 0; i < n; i++)
-		if (bpf_map_delete_elem(inst->fd[PH_MAP_PEERS], &keys[i]) &&
-		    errno != ENOENT) {
-			err = -errno;
-			break;
-		}
-	free(keys);
-	if (remaining)
-		*remaining = total - n;
-	return err;
-}
-
-static int write_peers(const struct ph_instance *inst, __u32 slot,
-		       const struct ph_policy *pol)
-{
-	for (int i = 0; i < pol->npeer_entries; i++) {
-		struct ph_peer_key key = pol->peer_entries[i].key;
-
-		key.slot = (__u8)slot;
-		if (bpf_map_update_elem(inst->fd[PH_MAP_PEERS], &key,
-					&pol->peer_entries[i].val, BPF_ANY))
+		if (!bpf_map_lookup_elem(inst->fd[PH_MAP_PEERS], &idx, &id))
+			keys[(*n)++] = idx;
+		else if (errno != ENOENT)
 			return -errno;
 	}
 	return 0;
 }
 
-static int check_limits(const struct ph_instance *inst,
-			const struct ph_policy *pol, __u32 other_peers)
+/*
+ * Releases every trie of slot: each index gets one shared empty trie (a
+ * miss, like no trie), in one batch, instead of a delete per index (which
+ * would wait a grace period each); the kernel frees the old tries.
+ */
+static int clear_peers(const struct ph_instance *inst, __u32 slot)
 {
-	__u32 peer_cap = inst->max_entries[PH_MAP_PEERS];
+	__u32 *keys = calloc(PH_MAX_SETS, sizeof(*keys)), n = 0;
+	int *fds = calloc(PH_MAX_SETS, sizeof(*fds));
+	int err = keys && fds ? peers_present(inst, slot, keys, &n) : -ENOMEM;
+	int empty = -1;
 
-	if (pol->nrules > PH_MAX_RULES || pol->nservices > PH_MAX_RULES) {
+	if (!err && n) {
+		empty = peer_trie_create();
+		err = empty < 0 ? empty : 0;
+	}
+	if (!err && n) {
+		for (__u32 i = 0; i < n; i++)
+			fds[i] = empty;
+		err = peers_put(inst, keys, fds, n);
+	}
+	if (empty >= 0)
+		close(empty);
+	free(keys);
+	free(fds);
+	return err;
+}
+
+/* A new trie holding e[0..n). */
+static int fill_set(const struct ph_peer_entry *e, int n)
+{
+	int fd = peer_trie_create();
+
+	if (fd < 0)
+		return fd;
+	for (int i = 0; i < n; i++)
+		if (bpf_map_update_elem(fd, &e[i].key, &e[i].val, BPF_ANY)) {
+			int err = -errno;
+
+			close(fd);
+			return err;
+		}
+	return fd;
+}
+
+/*
+ * Gives every set with peers a new trie in slot, in one batch. Indices of
+ * slot this policy does not use get a shared empty trie in the same batch,
+ * so nothing of an earlier policy stays reachable. peers holds its own
+ * reference to each trie: the fds are closed after.
+ */
+static int write_peers(const struct ph_instance *inst, __u32 slot,
+		       const struct ph_policy *pol)
+{
+	__u32 *keys = calloc(PH_MAX_SETS, sizeof(*keys)), nold = 0, n = 0;
+	__u32 *old = calloc(PH_MAX_SETS, sizeof(*old));
+	int *fds = calloc(PH_MAX_SETS, sizeof(*fds)), empty = -1, err;
+	bool *used = calloc(PH_MAX_SETS, sizeof(*used));
+	const struct ph_peer_entry *e = pol->peer_entries;
+	int ne = 0;
+
+	err = keys && old && fds && used ? 0 : -ENOMEM;
+	if (!err)
+		err = peers_present(inst, slot, old, &nold);
+	/* The compiler emits each set's entries together, in set order. */
+	for (int si = 0; !err && si < pol->nservices && si < PH_MAX_SETS;
+	     si++) {
+		int first = ne;
+
+		while (ne < pol->npeer_entries && e[ne].set == si)
+			ne++;
+		if (pol->services[si].flags & PH_RF_PEER_ANY)
+			continue;
+		fds[n] = fill_set(&e[first], ne - first);
+		if (fds[n] < 0) {
+			err = fds[n];
+			break;
+		}
+		keys[n++] = PH_PEER_SET_IDX(slot, si);
+		used[si] = true;
+	}
+	for (__u32 i = 0; !err && i < nold; i++) {
+		if (used[old[i] - PH_PEER_SET_IDX(slot, 0)])
+			continue;
+		if (empty < 0) {
+			empty = peer_trie_create();
+			if (empty < 0) {
+				err = empty;
+				break;
+			}
+		}
+		keys[n] = old[i];
+		fds[n++] = empty;
+	}
+	if (!err)
+		err = peers_put(inst, keys, fds, n);
+	for (__u32 i = 0; fds && i < n; i++)
+		if (fds[i] != empty)
+			close(fds[i]);
+	if (empty >= 0)
+		close(empty);
+	free(keys);
+	free(old);
+	free(fds);
+	free(used);
+	return err;
+}
+
+static int check_limits(const struct ph_policy *pol)
+{
+	if (pol->nrules > PH_MAX_RULES || pol->nservices > PH_MAX_SETS) {
 		pr_warn("%s: %d rules from %d services; at most %d fit, so merge services",
 			pol->path, pol->nrules, pol->nservices, PH_MAX_RULES);
 		return PH_EXIT_USER;
 	}
-	if ((__u64)pol->npeer_entries + other_peers > peer_cap) {
-		pr_warn("%s: %d peer prefixes do not fit next to the %u of the policy in force (room for %u); use wider prefixes",
-			pol->path, pol->npeer_entries, other_peers, peer_cap);
+	if (pol->npeer_entries > PH_POLICY_MAX_PEER_ENTRIES) {
+		pr_warn("%s: %d peer prefixes; at most %d fit, so use wider prefixes",
+			pol->path, pol->npeer_entries,
+			PH_POLICY_MAX_PEER_ENTRIES);
 		return PH_EXIT_USER;
 	}
 	return PH_EXIT_OK;
@@ -229,7 +334,7 @@ int ph_policy_install(struct ph_instance *inst, const struct ph_policy *pol,
 	struct ph_slot_meta meta = {};
 	struct ph_state st;
 	char abs[PATH_MAX];
-	__u32 slot, old, key, others = 0;
+	__u32 slot, old, key;
 	int err, r;
 
 	err = ph_view_read(inst, &v);
@@ -238,14 +343,11 @@ int ph_policy_install(struct ph_instance *inst, const struct ph_policy *pol,
 	old = v.st.active_slot;
 	slot = old ? 0 : 1;
 
-	/* The inactive slot is ours: clear what a failed earlier write may
-	 * have left there, then count what the policy in force holds. */
-	err = clear_peers(inst, slot, &others);
-	if (err)
-		return write_failed("peers", err);
-	r = check_limits(inst, pol, others);
+	r = check_limits(pol);
 	if (r)
 		return r;
+	/* The inactive slot is ours; write_peers replaces every trie an
+	 * earlier policy (or a failed write) left in it. */
 	err = write_ports(inst, slot, pol);
 	if (err)
 		return write_failed("ports", err);
@@ -257,7 +359,7 @@ int ph_policy_install(struct ph_instance *inst, const struct ph_policy *pol,
 		return write_failed("service_names", err);
 	err = write_peers(inst, slot, pol);
 	if (err) {
-		clear_peers(inst, slot, NULL);
+		clear_peers(inst, slot);
 		return write_failed("peers", err);
 	}
 
@@ -281,7 +383,8 @@ int ph_policy_install(struct ph_instance *inst, const struct ph_policy *pol,
 	if (bpf_map_update_elem(inst->fd[PH_MAP_STATE], &key, &st, BPF_ANY))
 		return write_failed("state", -errno);
 
-	err = clear_peers(inst, old, NULL);
+	/* No packet starts on the old slot now: release its tries. */
+	err = clear_peers(inst, old);
 	if (err)
 		pr_debug("cannot clear the peers of the old slot %u: %s", old,
 			 strerror(-err));

@@ -451,10 +451,8 @@ static void fmt_prefix(const __u8 *addr, int plen, char *buf, size_t len)
 
 void ph_peer_format(const struct ph_peer_key *key, char *buf, size_t len)
 {
-	int plen = (int)key->prefixlen - PH_PEER_KEY_FIXED_BITS;
+	int plen = (int)key->prefixlen;
 
-	if (plen < 0)
-		plen = 0;
 	if (plen > 128)
 		plen = 128;
 	fmt_prefix(key->addr, plen, buf, len);
@@ -1227,7 +1225,7 @@ static int grow_services(struct parser *p, int col)
 }
 
 /* Move the parsed peers into the service as compiled keys. */
-static int store_peers(struct parser *p, struct svc_parse *sp, int idx)
+static int store_peers(struct parser *p, struct svc_parse *sp)
 {
 	struct ph_service *s = &sp->s;
 	int i;
@@ -1241,8 +1239,7 @@ static int store_peers(struct parser *p, struct svc_parse *sp, int idx)
 	for (i = 0; i < sp->peers.n; i++) {
 		const struct pent *e = &sp->peers.e[i];
 
-		s->peers[i].prefixlen = PH_PEER_KEY_FIXED_BITS + e->plen;
-		s->peers[i].set = htons((__u16)idx);
+		s->peers[i].prefixlen = (__u32)e->plen;
 		memcpy(s->peers[i].addr, e->addr, 16);
 		s->peer_vals[i].action = e->action;
 	}
@@ -1277,7 +1274,7 @@ static int add_service(struct parser *p, struct svc_parse *sp)
 	for (l4 = 0; l4 < PH_L4_MAX; l4++)
 		x->parent[l4] = -1;
 	if (check_overlaps(p, s, idx) ||
-	    store_peers(p, sp, idx))
+	    store_peers(p, sp))
 		return -1;
 	p->nrules += s->nranges * __builtin_popcount(s->l4_mask);
 	p->npeers += s->npeers;
@@ -1576,6 +1573,7 @@ static int compile(struct parser *p)
 
 			e->key = s->peers[j];
 			e->val = s->peer_vals[j];
+			e->set = (__u16)i;
 		}
 	}
 	if (paint_ports(pol, p->sx))

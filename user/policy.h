@@ -17,7 +17,7 @@
 /* Input bounds: longer lines and larger files are errors, not crashes. */
 #define PH_POLICY_LINE_MAX 8192
 #define PH_POLICY_FILE_MAX (16u << 20)
-/* Peer entries of one policy: one half of the shared LPM trie per slot. */
+/* Peer entries of one policy (all its sets' tries together). */
 #define PH_POLICY_MAX_PEER_ENTRIES (PH_MAX_PEERS / 2)
 /* ftp-ttl: default and bounds, milliseconds. */
 #define PH_FTP_TTL_DEFAULT_MS 30000u
@@ -42,14 +42,16 @@ struct ph_service {
 	int nranges;
 	struct ph_port_range *ranges; /* sorted by port, disjoint */
 	int npeers;
-	struct ph_peer_key *peers;  /* slot 0, set = service's peer set */
+	struct ph_peer_key *peers;  /* keys of the service's own trie */
 	struct ph_peer_val *peer_vals;
 };
 
-/* One entry of the compiled peer tries (slot field left 0: the loader sets it). */
+/* One entry of the compiled peer tries: key and value in the trie of
+ * peer set `set` (the loader places it in the slot it writes). */
 struct ph_peer_entry {
 	struct ph_peer_key key;
 	struct ph_peer_val val;
+	__u16 set;
 };
 
 /* A note about the policy that is not an error (e.g. a narrower service

@@ -53,13 +53,25 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } service_names SEC(".maps");
 
-struct {
+/* One LPM trie per peer set: a lookup walks only the set's own prefixes,
+ * whatever the number of sets. Every inner trie has this one definition
+ * (userspace creates them alike), so no BPF_F_INNER_MAP is needed. */
+struct ph_peer_trie {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__uint(max_entries, PH_MAX_PEERS);
-	__type(key, struct ph_peer_key);
-	__type(value, struct ph_peer_val);
+	__uint(max_entries, PH_PEER_SET_MAX);
+	/* sizes rather than __type(): with __type() libbpf 1.1 could not
+	 * size the key of this inner definition ("can't determine key size") */
+	__uint(key_size, sizeof(struct ph_peer_key));
+	__uint(value_size, sizeof(struct ph_peer_val));
 	__uint(map_flags, BPF_F_NO_PREALLOC);
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, PH_SLOTS * PH_MAX_SETS);
+	__type(key, __u32);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__array(values, struct ph_peer_trie);
 } peers SEC(".maps");
 
 /* Confirmed flows only (handshake completed / reply seen): a flood of new

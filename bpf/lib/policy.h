@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
  * Policy lookup: the active slot, the port tables (O(1) in the number of
- * rules), the rule array and the peer LPM trie. Any array lookup that
+ * rules), the rule array and the peer set's own LPM trie. Any array lookup that
  * unexpectedly fails yields ph_fail_reason() (fail-open or fail-closed,
  * chosen at load time).
  */
@@ -67,6 +67,7 @@ static __always_inline __u32 ph_rule_verdict(const struct ph_policy *pol,
 	struct ph_peer_key pk;
 	struct ph_peer_val *pv;
 	struct ph_rule *r;
+	void *trie;
 	__u32 idx;
 
 	if (v > PH_MAX_RULES)
@@ -81,12 +82,15 @@ static __always_inline __u32 ph_rule_verdict(const struct ph_policy *pol,
 	if (r->flags & PH_RF_PEER_ANY)
 		return PH_R_PASS_POLICY;
 
-	pk.prefixlen = PH_PEER_KEY_FIXED_BITS + 128;
-	pk.slot = pol->slot;
-	pk.pad = 0;
-	pk.set = bpf_htons(r->peer_set);
+	if (r->peer_set >= PH_MAX_SETS)
+		return ph_fail_reason();
+	idx = PH_PEER_SET_IDX(pol->slot, r->peer_set);
+	trie = bpf_map_lookup_elem(&peers, &idx);
+	if (!trie) /* a set without a trie holds no prefix */
+		return PH_R_DROP_PEER;
+	pk.prefixlen = 128;
 	__builtin_memcpy(pk.addr, remote, 16);
-	pv = bpf_map_lookup_elem(&peers, &pk);
+	pv = bpf_map_lookup_elem(trie, &pk);
 	if (!pv || pv->action != PH_ACT_ALLOW)
 		return PH_R_DROP_PEER;
 	return PH_R_PASS_POLICY;

@@ -12,7 +12,7 @@
 
 #include <linux/types.h>
 
-#define PH_LAYOUT_VERSION 6
+#define PH_LAYOUT_VERSION 7
 
 /* Default pin directory, overridable with --pin-dir or PINHOLE_PIN_DIR. */
 #define PH_DEFAULT_PIN_DIR "/sys/fs/bpf/pinhole"
@@ -104,6 +104,8 @@ struct ph_counter {
 #define PH_SLOTS 2
 #define PH_MAX_RULES 16384 /* per slot */
 #define PH_MAX_PEERS 65536 /* LPM entries, both slots together */
+#define PH_MAX_SETS PH_MAX_RULES /* peer sets per slot (one per service) */
+#define PH_PEER_SET_MAX (PH_MAX_PEERS / 2) /* entries of one set's trie */
 
 enum ph_l4 {
 	PH_L4_TCP = 0,
@@ -154,21 +156,19 @@ struct ph_rule {
 	__u16 service; /* index of the service in the policy (names in userspace) */
 	__u16 port_lo; /* host byte order, inclusive */
 	__u16 port_hi;
-	__u16 peer_set; /* LPM set id when !(flags & PH_RF_PEER_ANY) */
+	__u16 peer_set; /* peers index in the slot when !(flags & PH_RF_PEER_ANY) */
 	__u16 pad1;
 };
 
 /*
- * peers: LPM trie. IPv4 is stored v4-mapped (::ffff:a.b.c.d), so an IPv4
- * /n is prefixlen 32 + 96 + n. prefixlen counts from `slot`, so the first 32
- * bits (slot, pad, set) always match exactly.
+ * peers: array of maps, index PH_PEER_SET_IDX(slot, set). Each entry is the
+ * LPM trie of one peer set (made by userspace when it writes the slot), so a
+ * lookup walks only that set's prefixes. IPv4 is stored v4-mapped
+ * (::ffff:a.b.c.d), so an IPv4 /n is prefixlen 96 + n.
  */
-#define PH_PEER_KEY_FIXED_BITS 32
+#define PH_PEER_SET_IDX(slot, set) ((slot) * PH_MAX_SETS + (set))
 struct ph_peer_key {
 	__u32 prefixlen;
-	__u8 slot;
-	__u8 pad;
-	__be16 set;    /* network byte order so the trie compares it as bits */
 	__u8 addr[16]; /* network byte order, v4-mapped for IPv4 */
 };
 

@@ -85,6 +85,9 @@ struct fx {
 	/* ports entries written, so a reset can clear them */
 	__u32 port_idx[256];
 	int nports;
+	/* peers entries (inner tries) made, so a reset can remove them */
+	__u32 peer_idx[64];
+	int npeer_idx;
 	/* reasons seen, for the coverage check at the end */
 	__u64 seen[PH_R_MAX];
 };
@@ -332,13 +335,37 @@ static inline void add_rule(struct fx *f, __u32 slot, __u16 idx, int l4,
 		set_port(f, slot, l4, table, p, idx + 1);
 }
 
+/* fd of the trie of (slot, set) in peers, made and inserted the first
+ * time, as the loader does; -1 on error. */
+static inline int peer_trie_fd(struct fx *f, __u32 slot, __u16 set)
+{
+	LIBBPF_OPTS(bpf_map_create_opts, o, .map_flags = BPF_F_NO_PREALLOC);
+	__u32 idx = PH_PEER_SET_IDX(slot, set), id;
+	int fd;
+
+	if (!bpf_map_lookup_elem(f->peers, &idx, &id))
+		return bpf_map_get_fd_by_id(id);
+	fd = bpf_map_create(BPF_MAP_TYPE_LPM_TRIE, "ph_peer_set",
+			    sizeof(struct ph_peer_key),
+			    sizeof(struct ph_peer_val), PH_PEER_SET_MAX, &o);
+	if (fd < 0)
+		return -1;
+	if (bpf_map_update_elem(f->peers, &idx, &fd, BPF_ANY)) {
+		close(fd);
+		return -1;
+	}
+	if (f->npeer_idx < (int)(sizeof(f->peer_idx) / sizeof(f->peer_idx[0])))
+		f->peer_idx[f->npeer_idx++] = idx;
+	return fd;
+}
+
 static inline void add_peer(struct fx *f, __u32 slot, __u16 set,
 			    const char *cidr, __u8 action)
 {
-	struct ph_peer_key k = { .slot = slot, .set = htons(set) };
+	struct ph_peer_key k = {};
 	struct ph_peer_val v = { .action = action };
 	char buf[64], *slash;
-	int len;
+	int len, fd;
 
 	snprintf(buf, sizeof(buf), "%s", cidr);
 	slash = strchr(buf, '/');
@@ -346,14 +373,24 @@ static inline void add_peer(struct fx *f, __u32 slot, __u16 set,
 	len = atoi(slash + 1);
 	if (strchr(buf, ':')) {
 		inet_pton(AF_INET6, buf, k.addr);
-		k.prefixlen = PH_PEER_KEY_FIXED_BITS + len;
+		k.prefixlen = len;
 	} else {
 		k.addr[10] = k.addr[11] = 0xff;
 		inet_pton(AF_INET, buf, k.addr + 12);
-		k.prefixlen = PH_PEER_KEY_FIXED_BITS + 96 + len;
+		k.prefixlen = 96 + len;
 	}
-	if (bpf_map_update_elem(f->peers, &k, &v, BPF_ANY))
+	fd = peer_trie_fd(f, slot, set);
+	if (fd < 0 || bpf_map_update_elem(fd, &k, &v, BPF_ANY))
 		fprintf(stderr, "peer %s: %s\n", cidr, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+}
+
+static inline void peers_clear(struct fx *f)
+{
+	for (int i = 0; i < f->npeer_idx; i++)
+		bpf_map_delete_elem(f->peers, &f->peer_idx[i]);
+	f->npeer_idx = 0;
 }
 
 static inline void fx_reset(struct fx *f)
@@ -371,7 +408,7 @@ static inline void fx_reset(struct fx *f)
 		ri = PH_MAX_RULES + i;
 		bpf_map_update_elem(f->rules, &ri, &zr, BPF_ANY);
 	}
-	map_clear(f->peers);
+	peers_clear(f);
 	map_clear(f->flows);
 	map_clear(f->half_open);
 	map_clear(f->frags);

@@ -85,8 +85,8 @@ static void expect_port(const struct ph_policy *pol, int l4, int table,
 		       r->l4, r->table, r->port_lo, r->port_hi);
 }
 
-/* Compiled key for a CIDR in service svc's set. */
-static struct ph_peer_key key_of(int svc, const char *cidr)
+/* Compiled key for a CIDR (a key of the service's own trie). */
+static struct ph_peer_key key_of(const char *cidr)
 {
 	struct ph_peer_key k;
 	char a[64], *slash;
@@ -99,13 +99,12 @@ static struct ph_peer_key key_of(int svc, const char *cidr)
 	n = atoi(slash + 1);
 	if (strchr(a, ':')) {
 		inet_pton(AF_INET6, a, k.addr);
-		k.prefixlen = PH_PEER_KEY_FIXED_BITS + n;
+		k.prefixlen = n;
 	} else {
 		k.addr[10] = k.addr[11] = 0xff;
 		inet_pton(AF_INET, a, k.addr + 12);
-		k.prefixlen = PH_PEER_KEY_FIXED_BITS + 96 + n;
+		k.prefixlen = 96 + n;
 	}
-	k.set = htons((__u16)svc);
 	return k;
 }
 
@@ -124,7 +123,7 @@ static void expect_peers(const struct ph_policy *pol, const char *name,
 	EXPECT(s->npeers == n, "%s: %d peers, want %d", name, s->npeers, n);
 	for (i = 0; i < n && i < s->npeers; i++) {
 		bool excl = want[i][0] == '!';
-		struct ph_peer_key k = key_of(si, want[i] + excl);
+		struct ph_peer_key k = key_of(want[i] + excl);
 
 		EXPECT(!memcmp(&k, &s->peers[i], sizeof(k)),
 		       "%s: peer %d is not %s (prefixlen %u, want %u)", name,
@@ -154,11 +153,9 @@ static void expect_entries_match(const struct ph_policy *pol)
 					       s->peer_vals[j].action,
 			       "peer entry %d differs from service %s", k,
 			       s->name);
-			EXPECT(pol->peer_entries[k].key.slot == 0,
-			       "entry %d slot not 0", k);
-			EXPECT(ntohs(pol->peer_entries[k].key.set) == i,
+			EXPECT(pol->peer_entries[k].set == i,
 			       "entry %d set %u, want %d", k,
-			       ntohs(pol->peer_entries[k].key.set), i);
+			       pol->peer_entries[k].set, i);
 		}
 	}
 	EXPECT(k == pol->npeer_entries, "%d entries, services have %d",
@@ -354,6 +351,17 @@ static void chk_example(const struct ph_policy *pol)
 	       "rule service out of range");
 }
 
+/* A compiled peer entry holds key k in set `set`. */
+static bool has_entry(const struct ph_policy *pol, int set,
+		      const struct ph_peer_key *k)
+{
+	for (int i = 0; i < pol->npeer_entries; i++)
+		if (pol->peer_entries[i].set == set &&
+		    !memcmp(&pol->peer_entries[i].key, k, sizeof(*k)))
+			return true;
+	return false;
+}
+
 static void chk_prefixlen(const struct ph_policy *pol)
 {
 	static const struct {
@@ -361,13 +369,13 @@ static void chk_prefixlen(const struct ph_policy *pol)
 		__u32 plen;
 		const char *text;
 	} want[] = {
-		{ "v4net", 32 + 96 + 8, "10.0.0.0/8" },
-		{ "v4host", 32 + 96 + 32, "192.0.2.10/32" },
-		{ "v4all", 32 + 96 + 0, "0.0.0.0/0" },
-		{ "v6net", 32 + 32, "2001:db8::/32" },
-		{ "v6host", 32 + 128, "2001:db8::1/128" },
-		{ "v6all", 32 + 0, "any" },
-		{ "mapped", 32 + 104, "10.0.0.0/8" },
+		{ "v4net", 96 + 8, "10.0.0.0/8" },
+		{ "v4host", 96 + 32, "192.0.2.10/32" },
+		{ "v4all", 96 + 0, "0.0.0.0/0" },
+		{ "v6net", 32, "2001:db8::/32" },
+		{ "v6host", 128, "2001:db8::1/128" },
+		{ "v6all", 0, "any" },
+		{ "mapped", 104, "10.0.0.0/8" },
 	};
 	size_t i;
 
@@ -383,8 +391,8 @@ static void chk_prefixlen(const struct ph_policy *pol)
 		EXPECT(s->npeers == 1 && s->peers[0].prefixlen == want[i].plen,
 		       "%s prefixlen %u, want %u", want[i].svc,
 		       s->npeers ? s->peers[0].prefixlen : 0, want[i].plen);
-		EXPECT(ntohs(s->peers[0].set) == si && s->peers[0].slot == 0,
-		       "%s set/slot", want[i].svc);
+		EXPECT(has_entry(pol, si, &s->peers[0]), "%s set",
+		       want[i].svc);
 		ph_peer_format(&s->peers[0], buf, sizeof(buf));
 		EXPECT(!strcmp(buf, want[i].text), "%s formats as %s, want %s",
 		       want[i].svc, buf, want[i].text);
@@ -397,7 +405,7 @@ static void chk_prefixlen(const struct ph_policy *pol)
 					    0xff, 0xff, 192, 0, 2, 10 };
 
 		EXPECT(!memcmp(s->peers[0].addr, a, 16), "v4-mapped bytes");
-		EXPECT(s->peers[0].set == htons(1), "set in network order");
+		EXPECT(has_entry(pol, 1, &s->peers[0]), "v4host is set 1");
 	}
 }
 
@@ -426,8 +434,8 @@ static void chk_any_minus(const struct ph_policy *pol)
 	const struct ph_rule *r = rule_at(pol, TCP, PH_PT_IN_DPORT, 8080);
 
 	expect_peers(pol, "pub", pub, 3);
-	EXPECT(pol->services[si].peers[0].prefixlen == PH_PEER_KEY_FIXED_BITS,
-	       "::/0 is prefixlen 32");
+	EXPECT(pol->services[si].peers[0].prefixlen == 0,
+	       "::/0 is prefixlen 0");
 	EXPECT(r && !(r->flags & PH_RF_PEER_ANY) && r->peer_set == si,
 	       "any-minus rule uses the trie");
 	r = rule_at(pol, TCP, PH_PT_IN_DPORT, 8081);

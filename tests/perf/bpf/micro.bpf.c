@@ -46,7 +46,7 @@ HASH_MAP(m_lru_new, BPF_MAP_TYPE_LRU_HASH, PH_HALF_OPEN_MAX_DEFAULT, FK,
 	 struct ph_flow, 0);
 HASH_MAP(m_lru_pcpu, BPF_MAP_TYPE_LRU_HASH, PH_HALF_OPEN_MAX_DEFAULT, FK,
 	 struct ph_flow, BPF_F_NO_COMMON_LRU);
-HASH_MAP(m_lpm, BPF_MAP_TYPE_LPM_TRIE, PH_MAX_PEERS, struct ph_peer_key,
+HASH_MAP(m_lpm, BPF_MAP_TYPE_LPM_TRIE, PH_PEER_SET_MAX, struct ph_peer_key,
 	 struct ph_peer_val, BPF_F_NO_PREALLOC);
 
 struct {
@@ -215,8 +215,7 @@ int b_hash_insert_delete(struct xdp_md *ctx)
 SEC("xdp")
 int b_lpm_hit(struct xdp_md *ctx)
 {
-	struct ph_peer_key k = { .prefixlen = PH_PEER_KEY_FIXED_BITS + 128,
-				 .set = 0x0100 };
+	struct ph_peer_key k = { .prefixlen = 128 };
 	struct ph_peer_val v = { .action = PH_ACT_ALLOW };
 
 	k.addr[10] = k.addr[11] = 0xff;
@@ -224,7 +223,7 @@ int b_lpm_hit(struct xdp_md *ctx)
 	if (bpf_map_lookup_elem(&m_lpm, &k)) {
 		seq++;
 	} else {
-		k.prefixlen = PH_PEER_KEY_FIXED_BITS + 96 + 24;
+		k.prefixlen = 96 + 24;
 		k.addr[15] = 0;
 		bpf_map_update_elem(&m_lpm, &k, &v, BPF_ANY);
 	}
