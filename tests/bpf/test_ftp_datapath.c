@@ -11,18 +11,8 @@
  * /sys/fs/bpf/ph-ftpdp-<pid>, removed at exit.
  */
 #include "bpf/fixture.h"
+#include "bpf/ctl.h"
 #include "ftp.h" /* user/ftp.c, the authority, for the differential test */
-
-/* This host, the FTP peer, a third host. */
-#define L4 "192.0.2.1"
-#define P4 "198.51.100.7"
-#define T4 "203.0.113.9"
-#define L6 "2001:db8::1"
-#define P6 "2001:db8:1::7"
-#define T6 "2001:db8:ff::9"
-
-#define SERVER PH_ROLE_SERVER
-#define CLIENT PH_ROLE_CLIENT
 
 enum { R_FTP_IN, R_FTP_OUT, R_FTPS_IN };
 
@@ -118,59 +108,11 @@ static const char *rname(int r)
 
 /* ---- control sessions --------------------------------------------------- */
 
-struct sess {
-	int family;
-	const char *local, *peer; /* this host, the FTP peer */
-	int role;                 /* this host is the FTP SERVER / CLIENT */
-	__u16 cport, sport;       /* control ports: the client's, the server's */
-	__u32 cnxt, snxt;         /* next sequence number: client's, server's */
-	__u32 session;
-	struct ph_flow_key key;   /* the control connection, host-oriented */
-};
-
-static const char *client_addr(const struct sess *s)
-{
-	return s->role == SERVER ? s->peer : s->local;
-}
-
-static const char *server_addr(const struct sess *s)
-{
-	return s->role == SERVER ? s->local : s->peer;
-}
-
-/* The hook that sees a packet sent by the client (or the server). */
-static int dir_of(const struct sess *s, int from_client)
-{
-	return (s->role == SERVER) == !!from_client ? IN : OUT;
-}
-
-static struct pkt_spec seg_spec(const struct sess *s, int from_client,
-				__u8 flags, __u32 seq, __u32 ack,
-				const void *data, int len)
-{
-	struct pkt_spec p = {
-		.family = s->family,
-		.proto = IPPROTO_TCP,
-		.flags = flags,
-		.set_seq = 1,
-		.seq = seq,
-		.ack = ack,
-		.data = data,
-		.data_len = len,
-	};
-
-	p.src = from_client ? client_addr(s) : server_addr(s);
-	p.dst = from_client ? server_addr(s) : client_addr(s);
-	p.sport = from_client ? s->cport : s->sport;
-	p.dport = from_client ? s->sport : s->cport;
-	return p;
-}
-
 /* A segment at an explicit sequence number; returns the reason. */
-static int seg_at(struct sess *s, int from_client, __u32 seq, const void *data,
+static int seg_at(struct ctl *s, int from_client, __u32 seq, const void *data,
 		  int len, __u8 flags)
 {
-	struct pkt_spec p = seg_spec(s, from_client, flags, seq,
+	struct pkt_spec p = ctl_spec(s, from_client, flags, seq,
 				     from_client ? s->snxt : s->cnxt, data,
 				     len);
 
@@ -178,7 +120,7 @@ static int seg_at(struct sess *s, int from_client, __u32 seq, const void *data,
 }
 
 /* The next segment of one side: @text, in order. */
-static int say(struct sess *s, int from_client, const char *text)
+static int say(struct ctl *s, int from_client, const char *text)
 {
 	int len = strlen(text);
 	__u32 *nxt = from_client ? &s->cnxt : &s->snxt;
@@ -189,26 +131,14 @@ static int say(struct sess *s, int from_client, const char *text)
 	return r;
 }
 
-static void sess_init(struct sess *s, int family, int role, __u16 cport)
+static void sess_init(struct ctl *s, int family, int role, __u16 cport)
 {
-	memset(s, 0, sizeof(*s));
-	s->family = family;
-	s->local = family == 4 ? L4 : L6;
-	s->peer = family == 4 ? P4 : P6;
-	s->role = role;
-	s->cport = cport;
-	s->sport = 21;
-	s->cnxt = 0x10000000u + cport * 7919u;
-	s->snxt = 0xfffff000u + cport; /* wraps within a test */
-	addr16(family, s->local, s->key.local);
-	addr16(family, s->peer, s->key.remote);
-	s->key.lport = htons(role == SERVER ? s->sport : cport);
-	s->key.rport = htons(role == SERVER ? cport : s->sport);
-	s->key.proto = IPPROTO_TCP;
+	ctl_setup(s, family, role, 21, cport, 0x10000000u + cport * 7919u,
+		  0xfffff000u + cport /* wraps within a test */);
 }
 
 /* The three-way handshake through the programs; checks CTRL_OPEN. */
-static bool sess_open(struct sess *s, int encrypted)
+static bool sess_open(struct ctl *s, int encrypted)
 {
 	__u32 cisn = s->cnxt, sisn = s->snxt;
 	struct pkt_spec p;
@@ -219,15 +149,15 @@ static bool sess_open(struct sess *s, int encrypted)
 	int r;
 
 	ev_reset();
-	p = seg_spec(s, 1, SYN, cisn, 0, NULL, 0);
+	p = ctl_spec(s, 1, SYN, cisn, 0, NULL, 0);
 	r = run_reason(dir_of(s, 1), &p);
 	ok &= CHECK(r == (s->role == SERVER ? PH_R_PASS_POLICY :
 					      PH_R_PASS_POLICY),
 		    "control SYN: %s", rname(r));
-	p = seg_spec(s, 0, SYN | ACK, sisn, cisn + 1, NULL, 0);
+	p = ctl_spec(s, 0, SYN | ACK, sisn, cisn + 1, NULL, 0);
 	r = run_reason(dir_of(s, 0), &p);
 	ok &= CHECK_REASON(r, PH_R_PASS_HALF_OPEN, "control SYN-ACK");
-	p = seg_spec(s, 1, ACK, cisn + 1, sisn + 1, NULL, 0);
+	p = ctl_spec(s, 1, ACK, cisn + 1, sisn + 1, NULL, 0);
 	r = run_reason(dir_of(s, 1), &p);
 	ok &= CHECK(r == PH_R_PASS_HALF_OPEN || r == PH_R_PASS_FLOW,
 		    "control ACK: %s", rname(r));
@@ -259,7 +189,7 @@ static bool sess_open(struct sess *s, int encrypted)
 	return ok;
 }
 
-static struct ph_ftp_ctrl ctrl_of(const struct sess *s, bool *found)
+static struct ph_ftp_ctrl ctrl_of(const struct ctl *s, bool *found)
 {
 	struct ph_ftp_ctrl c = {};
 
@@ -292,7 +222,7 @@ static struct ph_ftp_dp_stats dp_stats(void)
 
 /* The key of the pinhole for @port announced passively (227/229) or
  * actively (PORT/EPRT). */
-static struct ph_flow_key pin_key(const struct sess *s, int passive,
+static struct ph_flow_key pin_key(const struct ctl *s, int passive,
 				  __u16 port, __u8 *dir)
 {
 	struct ph_flow_key k = {};
@@ -309,7 +239,7 @@ static struct ph_flow_key pin_key(const struct sess *s, int passive,
 }
 
 /* Pinholes of this session. */
-static int pins(const struct sess *s)
+static int pins(const struct ctl *s)
 {
 	struct ph_flow_key key, next;
 	struct ph_expect e;
@@ -332,7 +262,7 @@ static int expect_count(void)
 }
 
 /* Is exactly this pinhole installed, for this session, the right way? */
-static bool has_pin(const struct sess *s, int passive, __u16 port)
+static bool has_pin(const struct ctl *s, int passive, __u16 port)
 {
 	struct ph_expect e;
 	__u8 dir;
@@ -351,7 +281,7 @@ static bool has_pin(const struct sess *s, int passive, __u16 port)
 
 /* The data connection's SYN from its initiator (passive: the client from
  * @eph; active: the server from port 20). Returns the reason. */
-static int data_syn(const struct sess *s, int passive, __u16 port, __u16 eph)
+static int data_syn(const struct ctl *s, int passive, __u16 port, __u16 eph)
 {
 	struct pkt_spec p = {
 		.family = s->family,
@@ -368,7 +298,7 @@ static int data_syn(const struct sess *s, int passive, __u16 port, __u16 eph)
 }
 
 /* EXPECT_BPF before the CTRL_DATA that carried its line. */
-static bool check_expect_bpf(const struct sess *s, int passive, __u16 port)
+static bool check_expect_bpf(const struct ctl *s, int passive, __u16 port)
 {
 	const struct ph_event *eb = ev_last(PH_EV_EXPECT_BPF);
 	const struct ph_event *ed = ev_last(PH_EV_CTRL_DATA);
@@ -413,7 +343,7 @@ static void port_text(char *buf, size_t n, const char *addr, __u16 port)
 
 static void t_server_passive(int family)
 {
-	struct sess s;
+	struct ctl s;
 	char l[128];
 	const struct ph_event *e;
 	__u32 seq;
@@ -494,7 +424,7 @@ static void t_server_passive(int family)
 
 static void t_server_active(int family)
 {
-	struct sess s;
+	struct ctl s;
 	char l[128];
 	int r;
 
@@ -522,7 +452,7 @@ static void t_server_active(int family)
 
 static void t_client_passive(int family)
 {
-	struct sess s;
+	struct ctl s;
 	char l[128];
 	int r;
 
@@ -553,7 +483,7 @@ static void t_client_passive(int family)
 
 static void t_client_active(int family)
 {
-	struct sess s;
+	struct ctl s;
 	char l[128];
 	int r;
 
@@ -586,7 +516,7 @@ static void t_client_active(int family)
 static int nego(int family, int role, __u16 cport, const char *c,
 		const char *srv, int passive, __u16 port)
 {
-	struct sess s;
+	struct ctl s;
 	int n, found;
 
 	sess_init(&s, family, role, cport);
@@ -763,7 +693,7 @@ static void t_forms(void)
  * lines in a row revoke too (user/ftp.c's flood rule). */
 static void t_revoke(void)
 {
-	struct sess s;
+	struct ctl s;
 	char l[128], many[1024];
 	int i;
 
@@ -824,7 +754,7 @@ static void t_revoke(void)
 
 static void t_split(void)
 {
-	struct sess s;
+	struct ctl s;
 	const char *a = "227 Entering Passive Mode (192,0,2,";
 	const char *b = "1,196,66)\r\n";
 	int n0;
@@ -901,7 +831,7 @@ static void t_split(void)
 
 static void t_order(void)
 {
-	struct sess s;
+	struct ctl s;
 	struct ph_ftp_ctrl c;
 	bool found;
 	int r;
@@ -961,7 +891,7 @@ static void t_order(void)
 
 static void t_tls(void)
 {
-	struct sess s;
+	struct ctl s;
 	struct ph_ftp_ctrl c;
 	bool found;
 	int r;
@@ -1018,7 +948,7 @@ static void t_tls(void)
 
 static void t_close(void)
 {
-	struct sess s;
+	struct ctl s;
 	bool found;
 	const struct ph_event *e;
 	char l[128];
@@ -1196,7 +1126,7 @@ static const char *const commands[] = {
 };
 
 /* A client line for session @s into @b. */
-static void gen_client(const struct sess *s, char *b, size_t n)
+static void gen_client(const struct ctl *s, char *b, size_t n)
 {
 	const char *cli = client_addr(s), *srv = server_addr(s);
 	char verb[16];
@@ -1263,7 +1193,7 @@ static const char *const others[] = {
 };
 /* A server reply for session @s into @b: now and then inside or after a
  * multi-line reply, whose lines never count. */
-static void gen_server(const struct sess *s, char *b, size_t n)
+static void gen_server(const struct ctl *s, char *b, size_t n)
 {
 	const char *srv = server_addr(s), *cli = client_addr(s);
 	__u16 port = rnd_port();
@@ -1314,7 +1244,7 @@ struct diff_stats {
 	int sessions, records, bpf_opens, ftp_opens, checks;
 };
 
-static int bpf_pin_of(const struct sess *s, struct ph_flow_key *k)
+static int bpf_pin_of(const struct ctl *s, struct ph_flow_key *k)
 {
 	struct ph_flow_key key, next;
 	struct ph_expect e;
@@ -1335,7 +1265,7 @@ static int bpf_pin_of(const struct sess *s, struct ph_flow_key *k)
 
 /* Feeds the records the last packet produced to the parser; checks each
  * EXPECT_BPF against it. */
-static void diff_feed(const struct sess *s, struct ph_ftp_session *u,
+static void diff_feed(const struct ctl *s, struct ph_ftp_session *u,
 		      struct diff_stats *ds, __u64 now)
 {
 	struct ph_ftp_action act[PH_FTP_MAX_ACTIONS], pend;
@@ -1377,7 +1307,7 @@ static void diff_session(int n_lines, struct diff_stats *ds)
 	struct ph_flow_key bk;
 	struct ph_ftp_action pend;
 	struct ph_ftp_ctrl c;
-	struct sess s;
+	struct ctl s;
 	int family = rnd(3) ? 4 : 6, role = rnd(2) ? SERVER : CLIENT;
 	int i, side, len[2] = { 0, 0 }, off[2] = { 0, 0 };
 	char line[256];

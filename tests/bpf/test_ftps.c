@@ -19,20 +19,13 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include "bpf/fixture.h"
+#include "bpf/ctl.h"
 #include "ftps.h" /* user/ftps.c: the tracker's reconciliation */
 
-/* This host (two addresses), the FTP peer, a third host. */
-#define L4 "192.0.2.1"
+/* This host's second address (bpf/ctl.h has the first, the FTP peer and a
+ * third host). */
 #define L4B "192.0.2.2"
-#define P4 "198.51.100.7"
-#define T4 "203.0.113.9"
-#define L6 "2001:db8::1"
 #define L6B "2001:db8::2"
-#define P6 "2001:db8:1::7"
-#define T6 "2001:db8:ff::9"
-
-#define SERVER PH_ROLE_SERVER
-#define CLIENT PH_ROLE_CLIENT
 
 enum { R_FTP_IN, R_FTPS_IN, R_FTP_OUT, R_FTPS_OUT, R_RANGE, R_RANGE_SET,
        R_RANGE_NS };
@@ -88,48 +81,11 @@ static int syn_in(int family, const char *src, const char *dst, __u16 sport,
 
 /* ---- control connections ------------------------------------------------ */
 
-struct ctl {
-	int family;
-	const char *local, *peer; /* this host, the FTP peer */
-	int role;                 /* this host is the FTP SERVER / CLIENT */
-	__u16 cport, sport;       /* the client's port, the server's */
-	__u32 cnxt, snxt;         /* next sequence numbers */
-	struct ph_flow_key key;   /* host-oriented */
-};
-
-static const char *client_addr(const struct ctl *c)
-{
-	return c->role == SERVER ? c->peer : c->local;
-}
-
-static const char *server_addr(const struct ctl *c)
-{
-	return c->role == SERVER ? c->local : c->peer;
-}
-
-/* The hook that sees a packet sent by the client (or the server). */
-static int dir_of(const struct ctl *c, int from_client)
-{
-	return (c->role == SERVER) == !!from_client ? IN : OUT;
-}
-
 static void ctl_init(struct ctl *c, int family, int role, __u16 sport,
 		     __u16 cport)
 {
-	memset(c, 0, sizeof(*c));
-	c->family = family;
-	c->local = family == 4 ? L4 : L6;
-	c->peer = family == 4 ? P4 : P6;
-	c->role = role;
-	c->sport = sport;
-	c->cport = cport;
-	c->cnxt = 0x20000000u + cport * 131u;
-	c->snxt = 0x70000000u + cport;
-	addr16(family, c->local, c->key.local);
-	addr16(family, c->peer, c->key.remote);
-	c->key.lport = htons(role == SERVER ? sport : cport);
-	c->key.rport = htons(role == SERVER ? cport : sport);
-	c->key.proto = IPPROTO_TCP;
+	ctl_setup(c, family, role, sport, cport, 0x20000000u + cport * 131u,
+		  0x70000000u + cport);
 }
 
 /* A segment of one side at its next sequence number; returns the reason. */
@@ -137,25 +93,12 @@ static int seg(struct ctl *c, int from_client, __u8 flags, const char *text)
 {
 	int len = text ? (int)strlen(text) : 0;
 	__u32 *nxt = from_client ? &c->cnxt : &c->snxt;
-	struct pkt_spec p = {
-		.family = c->family,
-		.proto = IPPROTO_TCP,
-		.flags = flags,
-		.set_seq = 1,
-		.seq = *nxt,
-		.ack = from_client ? c->snxt : c->cnxt,
-		.data = text,
-		.data_len = len,
-	};
-	int r;
+	struct pkt_spec p = ctl_spec(c, from_client, flags, *nxt,
+				     !(flags & ACK) ? 0 :
+				     from_client ? c->snxt : c->cnxt,
+				     text, len);
+	int r = run_reason(dir_of(c, from_client), &p);
 
-	p.src = from_client ? client_addr(c) : server_addr(c);
-	p.dst = from_client ? server_addr(c) : client_addr(c);
-	p.sport = from_client ? c->cport : c->sport;
-	p.dport = from_client ? c->sport : c->cport;
-	if (!(flags & ACK))
-		p.ack = 0;
-	r = run_reason(dir_of(c, from_client), &p);
 	*nxt += len + !!(flags & (SYN | FIN));
 	return r;
 }
