@@ -426,15 +426,27 @@ ftp_mark() {
 #                    -j totals), "?" when unavailable; "-" for nftables
 #   FTP_O_SYN        SYN retransmits (client + server namespaces)
 #   FTP_O_MS         elapsed milliseconds
+# ftp_vslog LOG...: what vsftpd's protocol logs say since the mark, in
+# FTP_V_VERBS (data verbs seen), FTP_V_ANN (announced data ports) and
+# FTP_V_XFERS (150 replies). Used by ftp_observe and ftps_observe.
+ftp_vslog() {
+	local v
+	mapfile -t v < <(python3 -c "$FTP_PY" vslog "$@" | python3 -c '
+import json, sys
+v = json.load(sys.stdin)
+print(v["verbs"])
+print(" ".join(map(str, v["announced"])))
+print(v["xfers"])')
+	FTP_V_VERBS=${v[0]-} FTP_V_ANN=${v[1]-} FTP_V_XFERS=${v[2]-}
+}
+
 ftp_observe() {
-	local t1 j p d
+	local t1 p d
 	t1=$(date +%s%N)
 	FTP_O_MS=$(((t1 - FTP_M_T0) / 1000000))
 	sleep 0.2 # vsftpd logs the last reply after sending it
-	j=$(python3 -c "$FTP_PY" vslog "${FTP_M_LOGS[@]}")
-	FTP_O_VERBS=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["verbs"])' <<<"$j")
-	FTP_O_ANN=$(python3 -c 'import json,sys; print(" ".join(map(str, json.load(sys.stdin)["announced"])))' <<<"$j")
-	FTP_O_XFERS=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["xfers"])' <<<"$j")
+	ftp_vslog "${FTP_M_LOGS[@]}"
+	FTP_O_VERBS=$FTP_V_VERBS FTP_O_ANN=$FTP_V_ANN FTP_O_XFERS=$FTP_V_XFERS
 	FTP_O_SYN=$(($(ftp_synrtx "$PH_NS_CLI") + $(ftp_synrtx "$PH_NS_SRV") - FTP_M_SYN))
 	read -r p d < <(ftp__fw_counters)
 	FTP_O_ADMITTED=$((p - FTP_M_PASS))

@@ -493,13 +493,11 @@ ftps_mark() {
 # (150 replies), FTPS_O_SYN (SYN retransmits), FTPS_O_MS, FTPS_O_STATS
 # (the snapshot after; compare with ftps_delta "$FTPS_M_STATS").
 ftps_observe() {
-	local j
 	FTPS_O_MS=$((($(date +%s%N) - FTPS_M_T0) / 1000000))
 	sleep 0.2 # vsftpd logs the last reply after sending it
-	j=$(python3 -c "$FTP_PY" vslog "${FTPS_M_LOGS[@]}")
-	FTPS_O_VERBS=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["verbs"])' <<<"$j")
-	FTPS_O_ANN=$(python3 -c 'import json,sys; print(" ".join(map(str, json.load(sys.stdin)["announced"])))' <<<"$j")
-	FTPS_O_XFERS=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["xfers"])' <<<"$j")
+	ftp_vslog "${FTPS_M_LOGS[@]}"
+	# shellcheck disable=SC2153 # FTP_V_* are set by ftp_vslog (tests/lib/ftp.sh)
+	FTPS_O_VERBS=$FTP_V_VERBS FTPS_O_ANN=$FTP_V_ANN FTPS_O_XFERS=$FTP_V_XFERS
 	FTPS_O_SYN=$(($(ftp_synrtx "$PH_NS_CLI") + $(ftp_synrtx "$PH_NS_SRV") - FTPS_M_SYN))
 	FTPS_O_STATS=$(ftps_stats_snapshot)
 }
