@@ -424,7 +424,6 @@ int ph_ftp_dp_stats_read(const char *pin_dir, struct ph_ftp_dp_stats *sum)
 {
 	enum { N = sizeof(*sum) / sizeof(__u64) };
 	int ncpu = libbpf_num_possible_cpus(), fd, err = 0;
-	char path[PATH_MAX];
 	__u64 *per, *out = (__u64 *)sum;
 	__u32 key = 0;
 
@@ -433,12 +432,9 @@ int ph_ftp_dp_stats_read(const char *pin_dir, struct ph_ftp_dp_stats *sum)
 	memset(sum, 0, sizeof(*sum));
 	if (ncpu <= 0)
 		return ncpu ? ncpu : -EINVAL;
-	if (snprintf(path, sizeof(path), "%s/ftp_dp_stats", pin_dir) >=
-	    (int)sizeof(path))
-		return -ENAMETOOLONG;
-	fd = bpf_obj_get(path);
+	fd = ph_pin_get(pin_dir, "ftp_dp_stats");
 	if (fd < 0)
-		return -errno;
+		return fd;
 	per = calloc((size_t)ncpu, sizeof(*sum));
 	if (!per) {
 		close(fd);

@@ -1389,17 +1389,6 @@ void ph_trk_add_ftps_fixed(struct ph_tracker *t, __u64 n)
 /* Runner: pins, lock, ring buffer, loop                               */
 /* ------------------------------------------------------------------ */
 
-static int pin_get(const char *dir, const char *name)
-{
-	char path[PATH_MAX];
-	int fd;
-
-	if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path))
-		return -ENAMETOOLONG;
-	fd = bpf_obj_get(path);
-	return fd < 0 ? -errno : fd;
-}
-
 void ph_trk_pins_close(struct ph_trk_pins *p)
 {
 	int *fds[] = { &p->events, &p->expect, &p->sessions, &p->totals,
@@ -1425,7 +1414,7 @@ int ph_trk_pins_open(struct ph_trk_pins *p, const char *pin_dir)
 	for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
 		*fds[i] = -1;
 	for (size_t i = 0; i < ARRAY_SIZE(fds); i++) {
-		int fd = pin_get(pin_dir, names[i]);
+		int fd = ph_pin_get(pin_dir, names[i]);
 
 		if (fd < 0) {
 			ph_trk_pins_close(p);
@@ -1660,7 +1649,7 @@ static __u32 map_id(int fd)
 /* Still the instance we opened? (detach --all elsewhere unpins it.) */
 static bool instance_alive(const struct ph_trk_runner *r)
 {
-	int fd = pin_get(r->pin_dir, "events");
+	int fd = ph_pin_get(r->pin_dir, "events");
 	bool same;
 
 	if (fd < 0)

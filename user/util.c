@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <linux/magic.h>
+#include <bpf/bpf.h>
 
 #include "log.h"
 #include "util.h"
@@ -296,4 +297,15 @@ const char *ph_ifname(int ifindex, char *buf, size_t len)
 	else
 		snprintf(buf, len, "if%d", ifindex);
 	return buf;
+}
+
+int ph_pin_get(const char *dir, const char *name)
+{
+	char path[PATH_MAX];
+	int fd;
+
+	if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path))
+		return -ENAMETOOLONG;
+	fd = bpf_obj_get(path);
+	return fd < 0 ? -errno : fd;
 }

@@ -56,6 +56,9 @@ bool ph_path_exists(const char *path);
  * systemd-style ('/' -> '-', unusual bytes \xNN), without the leading '/'. */
 void ph_lock_name(const char *pin_dir, char *out, size_t len);
 int ph_lock(const char *pin_dir);
+
+/* Opens the pin DIR/NAME. Returns an fd, or -errno (-ENOENT: no such pin). */
+int ph_pin_get(const char *dir, const char *name);
 void ph_unlock(int fd);
 
 /* Parse an unsigned decimal in [min, max]; false if invalid. */
