@@ -1425,14 +1425,8 @@ int ph_trk_pins_open(struct ph_trk_pins *p, const char *pin_dir)
 	return 0;
 }
 
-/* /run/pinhole/<pin dir escaped as the CLI lock>.tracker.lock */
-static void trk_lock_path(const char *pin_dir, char *out, size_t len)
-{
-	char name[PATH_MAX / 2];
-
-	ph_lock_name(pin_dir, name, sizeof(name));
-	snprintf(out, len, "%s/%s.tracker.lock", PH_LOCK_DIR, name);
-}
+/* The tracker's lock file: /run/pinhole/<escaped pin dir>.tracker.lock */
+#define TRK_LOCK_SUFFIX ".tracker.lock"
 
 static long read_pid(int fd)
 {
@@ -1447,16 +1441,10 @@ int ph_trk_lock(const char *pin_dir)
 	char path[PATH_MAX], pid[32];
 	int fd, tries;
 
-	trk_lock_path(pin_dir, path, sizeof(path));
-	if (mkdir(PH_LOCK_DIR, 0755) && errno != EEXIST) {
-		pr_warn("cannot create %s: %s", PH_LOCK_DIR, strerror(errno));
-		return -PH_EXIT_ENV;
-	}
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		pr_warn("cannot open lock file %s: %s", path, strerror(errno));
-		return -PH_EXIT_ENV;
-	}
+	ph_lock_path(pin_dir, TRK_LOCK_SUFFIX, path, sizeof(path));
+	fd = ph_lock_open(path);
+	if (fd < 0)
+		return fd;
 	/* A few tries: `pinhole sessions` takes it shared for an instant. */
 	for (tries = 0; flock(fd, LOCK_EX | LOCK_NB); tries++) {
 		if (errno != EWOULDBLOCK) {
@@ -1485,7 +1473,7 @@ bool ph_trk_running(const char *pin_dir, long *pid)
 	int fd;
 
 	*pid = 0;
-	trk_lock_path(pin_dir, path, sizeof(path));
+	ph_lock_path(pin_dir, TRK_LOCK_SUFFIX, path, sizeof(path));
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return false;

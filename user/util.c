@@ -213,7 +213,7 @@ int ph_bpffs_prepare(const char *pin_dir)
 }
 
 /* systemd-style escaping: '/' becomes '-', anything unusual \xNN. */
-void ph_lock_name(const char *pin_dir, char *out, size_t len)
+static void lock_name(const char *pin_dir, char *out, size_t len)
 {
 	size_t o = 0;
 
@@ -231,13 +231,19 @@ void ph_lock_name(const char *pin_dir, char *out, size_t len)
 	out[o] = '\0';
 }
 
-int ph_lock(const char *pin_dir)
+void ph_lock_path(const char *pin_dir, const char *suffix, char *out,
+		  size_t len)
 {
-	char name[PATH_MAX / 2], path[PATH_MAX];
+	char name[PATH_MAX / 2];
+
+	lock_name(pin_dir, name, sizeof(name));
+	snprintf(out, len, "%s/%s%s", PH_LOCK_DIR, name, suffix);
+}
+
+int ph_lock_open(const char *path)
+{
 	int fd;
 
-	ph_lock_name(pin_dir, name, sizeof(name));
-	snprintf(path, sizeof(path), "%s/%s.lock", PH_LOCK_DIR, name);
 	if (mkdir(PH_LOCK_DIR, 0755) && errno != EEXIST) {
 		pr_warn("cannot create %s: %s", PH_LOCK_DIR, strerror(errno));
 		return -PH_EXIT_ENV;
@@ -247,6 +253,18 @@ int ph_lock(const char *pin_dir)
 		pr_warn("cannot open lock file %s: %s", path, strerror(errno));
 		return -PH_EXIT_ENV;
 	}
+	return fd;
+}
+
+int ph_lock(const char *pin_dir)
+{
+	char path[PATH_MAX];
+	int fd;
+
+	ph_lock_path(pin_dir, ".lock", path, sizeof(path));
+	fd = ph_lock_open(path);
+	if (fd < 0)
+		return fd;
 	if (flock(fd, LOCK_EX | LOCK_NB)) {
 		if (errno != EWOULDBLOCK) {
 			pr_warn("cannot lock %s: %s", path, strerror(errno));

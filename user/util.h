@@ -49,12 +49,18 @@ int ph_bpffs_prepare(const char *pin_dir);
 bool ph_is_bpffs_dir(const char *path);
 bool ph_path_exists(const char *path);
 
+/* A lock file of a pin dir: PH_LOCK_DIR/<pin dir escaped systemd-style
+ * ('/' -> '-', unusual bytes \xNN, no leading '/')><suffix>. */
+void ph_lock_path(const char *pin_dir, const char *suffix, char *out,
+		  size_t len);
+
+/* Opens (creating PH_LOCK_DIR and the file if needed) a lock file for
+ * flock. Returns an fd >= 0 or -PH_EXIT_ENV after a message. */
+int ph_lock_open(const char *path);
+
 /* One CLI at a time per pin dir: flock on /run/pinhole/<escaped>.lock.
  * Waits (saying so) if another command holds it. Returns an fd >= 0 or
  * -PH_EXIT_ENV after a message. */
-/* The file name a pin dir's lock files use: the pin dir escaped
- * systemd-style ('/' -> '-', unusual bytes \xNN), without the leading '/'. */
-void ph_lock_name(const char *pin_dir, char *out, size_t len);
 int ph_lock(const char *pin_dir);
 
 /* Opens the pin DIR/NAME. Returns an fd, or -errno (-ENOENT: no such pin). */
