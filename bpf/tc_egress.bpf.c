@@ -12,6 +12,7 @@
 #include "lib/common.h"
 #include "lib/parse.h"
 #include "lib/flow.h"
+#include "lib/sock.h"
 #include "lib/policy.h"
 #include "lib/icmp.h"
 #include "lib/verdict.h"
@@ -215,8 +216,11 @@ static __always_inline __u32 egress_verdict(struct __sk_buff *skb,
 			reason = egress_ctrl_flow(skb, p, &k, f, &clk);
 			if (reason != PH_CONTINUE)
 				return reason;
-		} else if (ph_flow_use(f, &k, p, PH_DIR_OUT, &clk)) {
-			return PH_R_PASS_FLOW;
+		} else {
+			reason = ph_flow_reason(
+				ph_flow_use(f, &k, p, PH_DIR_OUT, &clk));
+			if (reason != PH_CONTINUE)
+				return reason;
 		}
 	}
 	reason = ph_half_open_hit(&k, p, PH_DIR_OUT, &clk, 0);
@@ -237,6 +241,16 @@ static __always_inline __u32 egress_verdict(struct __sk_buff *skb,
 		return PH_R_PASS_FAILSAFE;
 
 	reason = egress_policy(&k, p, &clk);
+	/* As on ingress: a connection the kernel holds (one this host opened
+	 * before attach, or whose flow was lost) is picked up whatever the
+	 * policy; never from a bare SYN, which is a new connection. */
+	if ((p->proto == IPPROTO_TCP && !ph_tcp_is_syn(p)) ||
+	    (p->proto == IPPROTO_UDP && PH_REASON_IS_DROP(reason))) {
+		__u32 sk = ph_sock_pickup(skb, &k, p, PH_DIR_OUT);
+
+		if (sk != PH_CONTINUE)
+			return sk;
+	}
 	if (exp == PH_EXP_SPENT && PH_REASON_IS_DROP(reason) &&
 	    reason != PH_R_DROP_FAIL_CLOSED)
 		reason = PH_R_DROP_EXPECT_SPENT;

@@ -11,6 +11,7 @@
 #include "lib/common.h"
 #include "lib/parse.h"
 #include "lib/flow.h"
+#include "lib/sock.h"
 #include "lib/policy.h"
 #include "lib/icmp.h"
 #include "lib/verdict.h"
@@ -386,8 +387,11 @@ static __always_inline __u32 ingress_verdict(struct xdp_md *ctx,
 			reason = ingress_ctrl_flow(ctx, p, &k, f, &clk);
 			if (reason != PH_CONTINUE)
 				return reason;
-		} else if (ph_flow_use(f, &k, p, PH_DIR_IN, &clk)) {
-			return PH_R_PASS_FLOW;
+		} else {
+			reason = ph_flow_reason(
+				ph_flow_use(f, &k, p, PH_DIR_IN, &clk));
+			if (reason != PH_CONTINUE)
+				return reason;
 		}
 	}
 	reason = ph_half_open_hit(&k, p, PH_DIR_IN, &clk, 1);
@@ -403,8 +407,23 @@ static __always_inline __u32 ingress_verdict(struct xdp_md *ctx,
 		return PH_R_PASS_FAILSAFE;
 
 	reason = ingress_rule(p, &v, &rflags);
-	/* Only a connection opener creates state: TCP without SYN passes
-	 * statelessly, so a flood of stray ACKs cannot fill any table. */
+	/*
+	 * No table knows the packet. A connection the kernel holds is picked
+	 * up whatever the policy (lib/sock.h): TCP always (an admitted
+	 * segment too, so the connection is tracked from now on), UDP when
+	 * the policy would drop it (an admitted datagram gets its half_open
+	 * entry below). A stray ACK or datagram for no connection costs this
+	 * one lookup and is judged by the policy; a flood of them cannot
+	 * fill any table, since only a real socket makes an entry.
+	 */
+	if (p->proto == IPPROTO_TCP || !ph_admitted(reason)) {
+		__u32 sk = ph_sock_pickup(ctx, &k, p, PH_DIR_IN);
+
+		if (sk != PH_CONTINUE)
+			return sk;
+	}
+	/* Only a connection opener creates state otherwise: TCP without
+	 * SYN passes statelessly. */
 	if (ph_admitted(reason) && p->proto == IPPROTO_UDP)
 		ph_half_open_add(&k, PH_FO_INBOUND, ph_rule_flow_flags(rflags),
 				 v, 0, &clk);

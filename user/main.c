@@ -919,6 +919,7 @@ static const char *flow_origin_name(__u8 o)
 	case PH_FO_OUTBOUND: return "outbound";
 	case PH_FO_EXPECT: return "ftp-data";
 	case PH_FO_FTPS: return "ftps-range";
+	case PH_FO_SOCKET: return "socket";
 	}
 	return "?";
 }

@@ -63,11 +63,87 @@ static __always_inline __u64 ph_flow_timeout_ns(const struct ph_flow *f,
  */
 #define PH_RECHECK_JIFFIES 100
 
+/* What ph_flow_use() made of a packet that hit its flow. */
+enum ph_flow_use_res {
+	PH_FLOW_GONE = 0,      /* the entry had idled out: deleted, judge afresh */
+	PH_FLOW_PASS = 1,      /* passes */
+	PH_FLOW_END = 2,       /* passes, and ended the connection */
+	PH_FLOW_BLIND_RST = 3, /* an inbound RST outside the window: drop */
+};
+
+/* The end of a TCP segment in its sender's sequence space: SYN and FIN
+ * take one number each. */
+static __always_inline __u32 ph_seq_end(const struct ph_pkt *p)
+{
+	return p->tcp_seq + p->payload_len + !!(p->tcp_flags & PH_TCP_SYN) +
+	       !!(p->tcp_flags & PH_TCP_FIN);
+}
+
 /*
- * A packet hit @f in flows. Returns 0 if the entry had idled out (deleted;
- * the packet is judged afresh), else non-zero (the packet passes): 2 when
- * this packet ended the connection (a RST, or the FIN completing both
- * ways), 1 otherwise.
+ * Samples the peer's sequence space into @f (TCP): ingress the end of the
+ * peer's segment (seq_in), egress the acknowledgement this host sends
+ * (ack_out). A sample is rewritten only when the value moves forward by
+ * more than PH_SEQ_STEP and less than PH_SEQ_JUMP_MAX, so an active flow's
+ * entry is written about once per 64 KiB and direction, and the kernel's
+ * rcv_nxt always lies in [ack_out, seq_in + PH_SEQ_STEP]: acknowledgements
+ * only grow, and the kernel cannot have received more than passed here.
+ * A seq_in left behind ack_out (taken from a forged segment, or before a
+ * jump it could not follow) is taken afresh from a segment that does not
+ * end before ack_out. Each hook writes its own sample only.
+ */
+static __always_inline void ph_seq_track(struct ph_flow *f,
+					 const struct ph_pkt *p, int dir)
+{
+	__u32 v, d;
+
+	if (dir == PH_DIR_IN) {
+		v = ph_seq_end(p);
+		d = v - f->seq_in;
+		if (!f->seq_ok || (d > PH_SEQ_STEP && d < PH_SEQ_JUMP_MAX) ||
+		    (f->ack_ok &&
+		     (__s32)(f->seq_in + PH_SEQ_STEP - f->ack_out) < 0 &&
+		     (__s32)(v - f->ack_out) >= 0)) {
+			f->seq_in = v;
+			f->seq_ok = 1;
+		}
+	} else if (p->tcp_flags & PH_TCP_ACK) {
+		v = p->tcp_ack;
+		d = v - f->ack_out;
+		if (!f->ack_ok || (d > PH_SEQ_STEP && d < PH_SEQ_JUMP_MAX)) {
+			f->ack_out = v;
+			f->ack_ok = 1;
+		}
+	}
+}
+
+/*
+ * May the inbound RST with sequence number @seq end flow @f? Yes if it lies
+ * where the kernel's rcv_nxt can be (ph_seq_track()): from the sampled
+ * acknowledgement, less one (Linux also takes rcv_nxt - 1 in CLOSE_WAIT,
+ * LAST_ACK and CLOSING), to the sampled end of inbound data plus the step.
+ * With one sample only, the step either side of it. Without samples, or
+ * with samples that form no window (wider than PH_SEQ_JUMP_MAX): yes, and
+ * the kernel's own check (RFC 5961) decides, as before this check existed.
+ */
+static __always_inline int ph_rst_in_window(const struct ph_flow *f,
+					    __u32 seq)
+{
+	__u32 lo, hi;
+
+	if (!f->seq_ok && !f->ack_ok)
+		return 1;
+	lo = f->ack_ok ? f->ack_out - 1 : f->seq_in - PH_SEQ_STEP;
+	hi = f->seq_ok ? f->seq_in + PH_SEQ_STEP : f->ack_out + PH_SEQ_STEP;
+	if (hi - lo >= PH_SEQ_JUMP_MAX)
+		return 1;
+	return seq - lo <= hi - lo;
+}
+
+/*
+ * A packet hit @f in flows (enum ph_flow_use_res). A RST ends the flow
+ * unless it came in outside the window (ph_rst_in_window()): a blind RST
+ * is dropped, as the kernel would drop it, and the flow stays. The FIN
+ * completing both ways ends it too (the closing timeout runs from there).
  */
 static __always_inline int ph_flow_use(struct ph_flow *f,
 				       const struct ph_flow_key *k,
@@ -84,39 +160,54 @@ static __always_inline int ph_flow_use(struct ph_flow *f,
 		if (ph_older_than(now, f->last_seen_ns,
 				  ph_flow_timeout_ns(f, k->proto))) {
 			bpf_map_delete_elem(&flows, k);
-			return 0;
+			return PH_FLOW_GONE;
 		}
 		f->last_seen_ns = now;
 		f->checked_jiffies = j;
 	}
-	if (p->proto == IPPROTO_TCP &&
-	    (p->tcp_flags & (PH_TCP_RST | PH_TCP_FIN))) {
-		if (p->tcp_flags & PH_TCP_RST) {
-			bpf_map_delete_elem(&flows, k);
-			return 2;
-		}
-		if (!(f->flags & fin_me)) {
-			f->flags |= fin_me;
-			if ((f->flags & (PH_FF_FIN_IN | PH_FF_FIN_OUT)) ==
-			    (PH_FF_FIN_IN | PH_FF_FIN_OUT)) {
-				/* The closing timeout runs from here. */
-				f->state = PH_FS_CLOSING;
-				f->last_seen_ns = ph_clock_ns(clk);
-				f->checked_jiffies = j;
-				return 2;
-			}
+	if (p->proto != IPPROTO_TCP)
+		return PH_FLOW_PASS;
+	if (p->tcp_flags & PH_TCP_RST) {
+		if (dir == PH_DIR_IN && !ph_rst_in_window(f, p->tcp_seq))
+			return PH_FLOW_BLIND_RST;
+		bpf_map_delete_elem(&flows, k);
+		return PH_FLOW_END;
+	}
+	ph_seq_track(f, p, dir);
+	if ((p->tcp_flags & PH_TCP_FIN) && !(f->flags & fin_me)) {
+		f->flags |= fin_me;
+		if ((f->flags & (PH_FF_FIN_IN | PH_FF_FIN_OUT)) ==
+		    (PH_FF_FIN_IN | PH_FF_FIN_OUT)) {
+			/* The closing timeout runs from here. */
+			f->state = PH_FS_CLOSING;
+			f->last_seen_ns = ph_clock_ns(clk);
+			f->checked_jiffies = j;
+			return PH_FLOW_END;
 		}
 	}
-	return 1;
+	return PH_FLOW_PASS;
 }
 
+/* The verdict of a flows hit: PASS_FLOW, DROP_RST_WINDOW, or PH_CONTINUE
+ * when the entry had idled out. */
+static __always_inline __u32 ph_flow_reason(int res)
+{
+	if (res == PH_FLOW_GONE)
+		return PH_CONTINUE;
+	if (res == PH_FLOW_BLIND_RST)
+		return PH_R_DROP_RST_WINDOW;
+	return PH_R_PASS_FLOW;
+}
+
+/* A live flows entry for @k passed the packet (ICMP echo: no RST). */
 static __always_inline int ph_flows_hit(const struct ph_flow_key *k,
 					const struct ph_pkt *p, int dir,
 					struct ph_clock *clk)
 {
 	struct ph_flow *f = bpf_map_lookup_elem(&flows, k);
 
-	return f && ph_flow_use(f, k, p, dir, clk);
+	return f && ph_flow_reason(ph_flow_use(f, k, p, dir, clk)) ==
+			    PH_R_PASS_FLOW;
 }
 
 /*
@@ -204,6 +295,9 @@ static __always_inline __u32 ph_half_open_hit(const struct ph_flow_key *k,
 	if (p->proto == IPPROTO_TCP) {
 		__u8 sa = p->tcp_flags & (PH_TCP_SYN | PH_TCP_ACK);
 
+		/* The handshake seeds the samples the flow starts with. */
+		if (!(p->tcp_flags & PH_TCP_RST))
+			ph_seq_track(f, p, dir);
 		if (p->tcp_flags & PH_TCP_RST)
 			bpf_map_delete_elem(&half_open, k);
 		else if (dir == PH_DIR_IN &&

@@ -1610,8 +1610,8 @@ __attribute__((noinline)) int ph_ftp_finish(__u32 dir)
 
 /*
  * PH_FTP_CTRL_FLOW: a packet of a tracked FTP control connection hit
- * flows entry F; sets REASON to PASS_FLOW, or PH_CONTINUE if the entry had
- * idled out. Only TCP is tracked (a control flag on a UDP flow: ignored).
+ * flows entry F; sets REASON to PASS_FLOW, DROP_RST_WINDOW (a blind RST),
+ * or PH_CONTINUE if the entry had idled out. Only TCP is tracked (a control flag on a UDP flow: ignored).
  */
 #define PH_FTP_CTRL_FLOW(REASON, DIR, CTX, BEGIN, COPY, P, K, F, CLK)        \
 	do {                                                                  \
@@ -1620,10 +1620,13 @@ __attribute__((noinline)) int ph_ftp_finish(__u32 dir)
 		__u8 state_ = (F)->state, what_;                              \
 		int live_ = ph_flow_use(F, K, P, DIR, CLK);                   \
                                                                               \
-		what_ = ph_ftp_what(P, state_, live_);                        \
+		/* A blind RST (dropped) changes nothing. */                  \
+		what_ = live_ == PH_FLOW_BLIND_RST ?                          \
+				0 :                                           \
+				ph_ftp_what(P, state_, live_);                \
 		if (!stashed_ && what_)                                       \
 			PH_FTP_RUN(DIR, CTX, BEGIN, COPY, what_);             \
-		(REASON) = live_ ? PH_R_PASS_FLOW : PH_CONTINUE;              \
+		(REASON) = ph_flow_reason(live_);                             \
 	} while (0)
 
 #endif /* PH_BPF_FTP_H */

@@ -12,7 +12,7 @@
 
 #include <linux/types.h>
 
-#define PH_LAYOUT_VERSION 7
+#define PH_LAYOUT_VERSION 8
 
 /* Default pin directory, overridable with --pin-dir or PINHOLE_PIN_DIR. */
 #define PH_DEFAULT_PIN_DIR "/sys/fs/bpf/pinhole"
@@ -25,6 +25,8 @@
 	X(PASS_FLOW, "pass_flow", "established flow (fast path)")            \
 	X(PASS_HALF_OPEN, "pass_half_open",                                   \
 	  "handshake packet of an admitted connection")                       \
+	X(PASS_SOCKET, "pass_socket",                                         \
+	  "no table entry; the kernel holds a socket of this connection")     \
 	X(PASS_POLICY, "pass_policy", "allowed by a service rule")           \
 	X(PASS_DEFAULT, "pass_default", "allowed by the default verdict")    \
 	X(PASS_EXPECT, "pass_expect", "FTP data connection via a pinhole")   \
@@ -52,6 +54,8 @@
 	X(DROP_L4_MALFORMED, "drop_l4_malformed",                             \
 	  "truncated or invalid TCP/UDP/ICMP header")                         \
 	X(DROP_TCP_FLAGS, "drop_tcp_flags", "invalid TCP flag combination")  \
+	X(DROP_RST_WINDOW, "drop_rst_window",                                 \
+	  "RST outside the tracked sequence window of its flow")              \
 	X(DROP_FRAGMENT, "drop_fragment",                                     \
 	  "fragment whose first fragment was not seen or not admitted")       \
 	X(DROP_POLICY, "drop_policy", "no service rule; default drop")       \
@@ -229,6 +233,7 @@ enum ph_flow_origin {
 	PH_FO_OUTBOUND = 1, /* opened by this host (TC egress) */
 	PH_FO_EXPECT = 2,   /* FTP data connection through a pinhole */
 	PH_FO_FTPS = 3,     /* FTPS passive range, verified */
+	PH_FO_SOCKET = 4,   /* picked up from a kernel socket (pass_socket) */
 };
 
 /* ph_flow.flags */
@@ -247,13 +252,33 @@ struct ph_flow {
 	__u8 state;  /* enum ph_flow_state */
 	__u8 origin; /* enum ph_flow_origin */
 	__u8 flags;  /* PH_FF_* */
-	__u8 pad0;
+	__u8 seq_ok; /* 1: seq_in is set (written by ingress only) */
 	__u16 rule;  /* rule index + 1 that admitted it (0: none) */
-	__u16 pad1;
+	__u8 ack_ok; /* 1: ack_out is set (written by egress only) */
+	__u8 pad1;
 	__u32 session; /* FTP session id for control and data flows */
 	__u32 checked_jiffies; /* datapath-private (low 32 bits of jiffies at
 				* the last timeout check); userspace writes 0 */
+	/*
+	 * TCP: the peer's sequence space, sampled (docs/datapath.md, "RST
+	 * and the sequence window"). seq_in: the end (seq + length, SYN and
+	 * FIN counted) of an inbound segment, rewritten only when a segment
+	 * ends more than PH_SEQ_STEP past it; ack_out: an acknowledgement
+	 * number this host sent, likewise. Separate validity bytes, one per
+	 * hook, so that the two hooks never write the same byte.
+	 */
+	__u32 seq_in;
+	__u32 ack_out;
 };
+
+/*
+ * The sampling step of ph_flow.seq_in/ack_out: a flow's entry is written
+ * once per 64 KiB a direction moves, not per segment. PH_SEQ_JUMP_MAX: a
+ * larger move is no TCP window (2^30 is the largest scaled window), so it
+ * is not taken (an old segment, or a forged one).
+ */
+#define PH_SEQ_STEP (1u << 16)
+#define PH_SEQ_JUMP_MAX (1u << 30)
 
 /* Idle timeouts (load-time configurable through struct ph_load_cfg). */
 #define PH_TCP_EST_TIMEOUT_S 7200

@@ -519,6 +519,30 @@ static inline int fx_run_reason(struct fx *f, int dir, const __u8 *buf,
 	return reason;
 }
 
+/* Builds @p, runs it through the program of @dir and counts its reason
+ * in f->seen. Returns the reason, or -1 (a failed test run is reported
+ * under @name). */
+static inline int fx_run_spec(struct fx *f, int dir, const struct pkt_spec *p,
+			      const char *name)
+{
+	__u8 buf[PKT_MAX];
+	int len = pkt_build(p, buf);
+	int reason = fx_run_reason(f, dir, buf, len);
+
+	if (reason == -2)
+		fail(name, "test run failed: %s", strerror(errno));
+	if (reason < 0)
+		return -1;
+	f->seen[reason]++;
+	return reason;
+}
+
+/* The name of reason @r, "?" for none. */
+static inline const char *fx_rname(int r)
+{
+	return r >= 0 && r < PH_R_MAX ? reason_names[r] : "?";
+}
+
 /*
  * The start of every test's main(): root, bpffs, the private pin root
  * /sys/fs/bpf/<prefix>-<pid> (removed at exit, also on fatal signals).

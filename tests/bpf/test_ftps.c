@@ -14,12 +14,9 @@
  * Needs root (exit 77 otherwise). Maps are pinned under a private
  * /sys/fs/bpf/ph-ftps-<pid>, removed at exit.
  */
-#include <sched.h>
-#include <net/if.h>
-#include <sys/ioctl.h>
-#include <sys/socket.h>
 #include "bpf/fixture.h"
 #include "bpf/ctl.h"
+#include "bpf/sock.h"
 #include "ftps.h" /* user/ftps.c: the tracker's reconciliation */
 
 /* This host's second address (bpf/ctl.h has the first, the FTP peer and a
@@ -47,26 +44,12 @@ static const char *tname = "";
  * moved (exactly one must), or -1. */
 static int run_reason(int dir, const struct pkt_spec *p)
 {
-	__u8 buf[PKT_MAX];
-	int len = pkt_build(p, buf);
-	int reason = fx_run_reason(F, dir, buf, len);
-
-	if (reason == -2)
-		fail(tname, "test run failed: %s", strerror(errno));
-	if (reason < 0)
-		return -1;
-	F->seen[reason]++;
-	return reason;
-}
-
-static const char *rname(int r)
-{
-	return r >= 0 && r < PH_R_MAX ? reason_names[r] : "?";
+	return fx_run_spec(F, dir, p, tname);
 }
 
 #define CHECK_REASON(got, want, what)                                          \
-	CHECK((got) == (want), "%s: %s, want %s", what, rname(got),           \
-	      rname(want))
+	CHECK((got) == (want), "%s: %s, want %s", what, fx_rname(got),        \
+	      fx_rname(want))
 
 /* An inbound SYN from @src:@sport to @dst:@dport. */
 static int syn_in(int family, const char *src, const char *dst, __u16 sport,
@@ -123,7 +106,7 @@ static bool ctl_open(struct ctl *c)
 	ok &= CHECK_REASON(r, PH_R_PASS_HALF_OPEN, "control SYN-ACK");
 	r = seg(c, 1, ACK, NULL);
 	ok &= CHECK(r == PH_R_PASS_HALF_OPEN || r == PH_R_PASS_FLOW,
-		    "control ACK: %s", rname(r));
+		    "control ACK: %s", fx_rname(r));
 	return ok;
 }
 
@@ -210,66 +193,6 @@ static int origin_in(int fd, const struct ph_flow_key *k)
 	struct ph_flow f;
 
 	return bpf_map_lookup_elem(fd, k, &f) ? -1 : f.origin;
-}
-
-/* ---- sockets ------------------------------------------------------------ */
-
-/* A listening TCP socket on @port (0: the kernel picks; *got says which),
- * any address of @family (IPv6: v6 only). Returns the fd or -1. */
-static int listen_on(int family, __u16 port, __u16 *got)
-{
-	int fd = socket(family == 4 ? AF_INET : AF_INET6,
-			SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
-	struct sockaddr_storage ss = {};
-	socklen_t len;
-
-	if (fd < 0)
-		return -1;
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (family == 4) {
-		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-
-		a->sin_family = AF_INET;
-		a->sin_port = htons(port);
-		len = sizeof(*a);
-	} else {
-		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-
-		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-		a->sin6_family = AF_INET6;
-		a->sin6_port = htons(port);
-		len = sizeof(*a);
-	}
-	if (bind(fd, (struct sockaddr *)&ss, len) || listen(fd, 8)) {
-		fprintf(stderr, "listen on %u: %s\n", port, strerror(errno));
-		close(fd);
-		return -1;
-	}
-	if (got) {
-		len = sizeof(ss);
-		getsockname(fd, (struct sockaddr *)&ss, &len);
-		*got = ntohs(family == 4 ? ((struct sockaddr_in *)&ss)->sin_port :
-					   ((struct sockaddr_in6 *)&ss)->sin6_port);
-	}
-	return fd;
-}
-
-/* Brings up this namespace's loopback (for a real connection). */
-static int lo_up(void)
-{
-	struct ifreq ifr = {};
-	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), err;
-
-	if (fd < 0)
-		return -1;
-	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo");
-	err = ioctl(fd, SIOCGIFFLAGS, &ifr);
-	if (!err) {
-		ifr.ifr_flags |= IFF_UP;
-		err = ioctl(fd, SIOCSIFFLAGS, &ifr);
-	}
-	close(fd);
-	return err;
 }
 
 /* ---- policy ------------------------------------------------------------- */
