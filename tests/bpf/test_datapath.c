@@ -369,6 +369,9 @@ static const struct step tcp_in_steps[] = {
 	/* RST from either side ends a flow */
 	{ "syn 2", IN, TI4(41001, 80, SYN), PASS(POLICY), E_HALF },
 	{ "ack 2", IN, TI4(41001, 80, ACK), PASS(HALF_OPEN), E_FLOW },
+	{ "blind rst in: dropped, flow stays", IN,
+	  TI4(41001, 80, RST | ACK, .set_seq = 1, .seq = 1000 + 0x80000000u, .ack = 2000),
+	  DROP(RST_WINDOW), E_FLOW },
 	{ "rst in deletes", IN, TI4(41001, 80, RST | ACK), PASS(FLOW), E_NOFLOW },
 	{ "syn 3", IN, TI4(41002, 80, SYN), PASS(POLICY), E_HALF },
 	{ "ack 3", IN, TI4(41002, 80, ACK), PASS(HALF_OPEN), E_FLOW },
@@ -802,10 +805,12 @@ static void coverage(struct fx **all, int n)
 		for (r = 0; r < PH_R_MAX; r++)
 			seen[r] += all[i]->seen[r];
 	for (r = 0; r < PH_R_MAX; r++) {
-		/* Need an FTPS session and a real listening socket:
-		 * tests/bpf/test_ftps.c covers them. */
+		/* Need an FTPS session and a real listening socket, or
+		 * a real connection: tests/bpf/test_ftps.c and
+		 * tests/bpf/test_live.c cover them. */
 		bool elsewhere = r == PH_R_PASS_FTPS_RANGE ||
-				 r == PH_R_DROP_FTPS_NO_LISTENER;
+				 r == PH_R_DROP_FTPS_NO_LISTENER ||
+				 r == PH_R_PASS_SOCKET;
 
 		if (!elsewhere)
 			ASSERT(seen[r], reason_names[r], "never exercised");
