@@ -86,7 +86,23 @@ start_streams() {
 	PIDS+=($!)
 }
 
-# grew NAME FILE BEFORE: the stream in FILE moved past BEFORE.
+# started TAG: every stream of the round has delivered bytes (waits up
+# to 5 s), so that what follows the attach starts mid-stream.
+started() {
+	local n i ok
+	for i in $(seq 50); do
+		ok=1
+		for n in "${!STREAMS[@]}"; do
+			[ "$(prog "${STREAMS[$n]}")" -gt 0 ] || ok=0
+		done
+		[ "$(prog "$PH_TMP/$1-udp")" -gt 0 ] || ok=0
+		[ $ok = 1 ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# mark TAG / check_moving TAG WHAT: every stream moved on since the mark.
 declare -A AT=()
 mark() {
 	local n
@@ -162,12 +178,12 @@ ph_on_exit ph_pinhole_detach
 # ---------------------------------------------------------------------------
 ph_section "round 1: web-server.policy attached under live traffic"
 start_streams r1 7
-sleep 1.5
-mark r1
+ph_check "every stream and the UDP exchange under way" started r1
 ph_expect_ok "pinhole attach --policy web-server.policy $PH_IF_SRV (streams running)" \
 	ph_pinhole attach --policy "$PH_ROOT/policies/web-server.policy" "$PH_IF_SRV" ||
 	ph_fatal "attach"
-sleep 2.5
+mark r1
+sleep 2
 check_moving r1 "after the attach"
 ps=$(ph_stat pass_socket in)
 ph_check "stats: connections picked up as pass_socket on ingress ($ps packets)" [ "${ps:-0}" -gt 0 ]
@@ -184,16 +200,14 @@ start_streams r2 13
 HOLD=$PH_TMP/hold
 ph_srv python3 "$LIVE" hold "$PH_CLI4" $CLI_PORT "$HOLD" &
 HOLD_PID=$!
-sleep 1.5
-mark r2
+ph_check "every stream and the UDP exchange under way" started r2
 ph_expect_ok "pinhole attach --policy closed.policy $PH_IF_SRV (streams running)" \
 	ph_pinhole attach --policy "$POL_CLOSED" "$PH_IF_SRV" || ph_fatal "attach"
+mark r2
 sleep 2
 check_moving r2 "after the attach"
-for d in in out; do
-	ps=$(ph_stat pass_socket $d)
-	ph_check "stats: picked up as pass_socket ($d: $ps packets)" [ "${ps:-0}" -gt 0 ]
-done
+ps=$(ph_stat pass_socket)
+ph_check "stats: connections picked up as pass_socket ($ps packets)" [ "${ps:-0}" -ge 5 ]
 stats_line
 
 # ping_hold N: one round trip on the quiet connection, the Nth.
@@ -256,7 +270,11 @@ check_moving r2 "after the blind RSTs"
 
 ph_section "round 2: a quiet connection opened before the attach"
 hport=$(cat "$HOLD.port" 2>/dev/null)
+po0=$(ph_stat pass_socket out)
 ph_check "echo round trip after the attach" ping_hold 1
+po1=$(ph_stat pass_socket out)
+ph_check "its first segment (ours) picked up on egress (pass_socket out $po0 -> $po1)" \
+	[ "$((po1 - po0))" -eq 1 ]
 s=$(next_seq "$PH_CLI4" $CLI_PORT "$hport" ping_hold 2)
 if [[ $s =~ ^[0-9]+$ ]]; then
 	ph_expect_ok "$EVIL_NS spoofs 51 blind RSTs at it" \
