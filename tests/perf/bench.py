@@ -61,7 +61,7 @@ service api    in  tcp  8080  from 10.197.0.0/24, fd00:197::/64
 # data port as the static rule an FTP server would otherwise need.
 XF_PORTS = [21, 22, 80, 443, 8080, 50000]
 
-CASES_MAIN = ["denied", "denied_high", "syn_new", "syn_again", "ack_peer", "est", "expect_new", "ftp", "v6vlan"]
+CASES_MAIN = ["denied", "denied_high", "syn_new", "syn_again", "ack_closed", "ack_peer", "est", "expect_new", "ftp", "v6vlan"]
 CASES_SINGLE = ["syn_single", "expect_single", "est_single"]
 CASES_SMOKE = ["denied", "syn_new", "est", "expect_new"]
 CASE_LABEL = {
@@ -77,6 +77,7 @@ CASE_LABEL = {
     "syn_peer": "allowed SYN, peer prefix (LPM)",
     "ack_any": "stray ACK, open port (policy)",
     "ack_peer": "stray ACK, peer-restricted port",
+    "ack_closed": "stray ACK, closed port (socket lookup)",
     "syn_single": "allowed SYN, new connection",
     "expect_single": "SYN through an FTP pinhole",
     "est_single": "established flow (IPv4)",

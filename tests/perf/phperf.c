@@ -351,6 +351,11 @@ static const struct bench_case cases[] = {
 	  .sport = 40011, .dport = 80, .tcp_flags = TCPF_ACK,
 	  .setup = forget_flow, .cleanup = forget_flow,
 	  .desc = "ACK of no known flow to an open port: policy only, no state" },
+	{ .name = "ack_closed", .method = M_REPEAT, .reason = PH_R_DROP_POLICY,
+	  .sport = 40015, .dport = 23, .tcp_flags = TCPF_ACK,
+	  .setup = forget_flow, .cleanup = forget_flow,
+	  .desc = "ACK of no known flow to a closed port: tables, policy and "
+		  "one socket lookup that finds nothing (a scanner's cost)" },
 	{ .name = "ack_peer", .method = M_REPEAT, .reason = PH_R_PASS_POLICY,
 	  .sport = 40012, .dport = 8080, .tcp_flags = TCPF_ACK,
 	  .setup = forget_flow, .cleanup = forget_flow,
