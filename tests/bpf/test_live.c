@@ -320,6 +320,26 @@ out:
 		close(u3);
 }
 
+/*
+ * The handshake of a connection this host opens from local port @lport to
+ * @s->dport, both segments specs updated to the port: our SYN (ISN @isn),
+ * the peer's SYN-ACK (ISN @risn), and with @ack our ACK. Each checked.
+ */
+static void open_out(struct pkt_spec *s, struct pkt_spec *in, __u16 lport,
+		     __u32 isn, __u32 risn, bool ack)
+{
+	s->sport = in->dport = lport;
+	s->flags = SYN, s->seq = isn, s->ack = 0;
+	CHECK_REASON(run(OUT, *s), PH_R_PASS_DEFAULT, "SYN out");
+	in->flags = SYN | ACK, in->seq = risn, in->ack = isn + 1;
+	in->payload = 0;
+	CHECK_REASON(run(IN, *in), PH_R_PASS_HALF_OPEN, "SYN-ACK in");
+	if (!ack)
+		return;
+	s->flags = ACK, s->seq = isn + 1, s->ack = risn + 1;
+	CHECK_REASON(run(OUT, *s), PH_R_PASS_FLOW, "ACK out");
+}
+
 /* A flow from a handshake seeds its samples; inbound RSTs end it only
  * inside the window; the samples move once per step; a forged segment far
  * ahead does not move them; outbound RSTs always end the flow. No sockets
@@ -330,7 +350,7 @@ static void t_rst_window(int family)
 	__u32 isn = 0x7ffff000u, risn = 0xfffff000u; /* both wrap */
 	struct pkt_spec s = {
 		.family = family, .src = l, .dst = p, .proto = IPPROTO_TCP,
-		.sport = 43000, .dport = 443, .set_seq = 1,
+		.dport = 443, .set_seq = 1,
 	};
 	struct pkt_spec in = s;
 	struct ph_flow v;
@@ -342,16 +362,13 @@ static void t_rst_window(int family)
 	in.src = p;
 	in.dst = l;
 	in.sport = 443;
-	in.dport = 43000;
 
 #define OUTSEG(fl, sq, ak) (s.flags = (fl), s.seq = (sq), s.ack = (ak), run(OUT, s))
 #define INSEG(fl, sq, ak, n)                                                   \
 	(in.flags = (fl), in.seq = (sq), in.ack = (ak), in.payload = (n),     \
 	 run(IN, in))
 
-	CHECK_REASON(OUTSEG(SYN, isn, 0), PH_R_PASS_DEFAULT, "SYN out");
-	CHECK_REASON(INSEG(SYN | ACK, risn, isn + 1, 0), PH_R_PASS_HALF_OPEN,
-		     "SYN-ACK in");
+	open_out(&s, &in, 43000, isn, risn, false);
 	rcv = risn + 1;
 	CHECK(flow_of(&in, IN, &v) && v.seq_ok && v.seq_in == rcv &&
 		      !v.ack_ok,
@@ -399,23 +416,15 @@ static void t_rst_window(int family)
 	CHECK(!flow_of(&in, IN, &v), "an in-window RST left the flow");
 
 	/* Again, for a RST at the exact next number and one ahead of it. */
-	s.sport = in.dport = 43001;
-	OUTSEG(SYN, isn, 0);
-	INSEG(SYN | ACK, risn, isn + 1, 0);
-	OUTSEG(ACK, isn + 1, risn + 1);
+	open_out(&s, &in, 43001, isn, risn, true);
 	CHECK_REASON(INSEG(RST | ACK, risn + 1, isn + 1, 0), PH_R_PASS_FLOW,
 		     "RST at rcv_nxt");
 	CHECK(!flow_of(&in, IN, &v), "RST at rcv_nxt left the flow");
-	s.sport = in.dport = 43002;
-	OUTSEG(SYN, isn, 0);
-	INSEG(SYN | ACK, risn, isn + 1, 0);
-	OUTSEG(ACK, isn + 1, risn + 1);
+	open_out(&s, &in, 43002, isn, risn, true);
 	CHECK_REASON(INSEG(RST, risn + 1 + 30000, 0, 0), PH_R_PASS_FLOW,
 		     "RST inside the window, ahead of rcv_nxt");
 	/* Ours always ends it: the host's kernel decided. */
-	s.sport = in.dport = 43003;
-	OUTSEG(SYN, isn, 0);
-	INSEG(SYN | ACK, risn, isn + 1, 0);
+	open_out(&s, &in, 43003, isn, risn, false);
 	CHECK_REASON(OUTSEG(RST | ACK, isn + 0x40000000u, 0), PH_R_PASS_FLOW,
 		     "our RST");
 	CHECK(!flow_of(&in, IN, &v), "our RST left the flow");
