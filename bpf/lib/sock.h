@@ -100,6 +100,10 @@ static __attribute__((noinline)) __u32 ph_sock_pickup(void *ctx,
 			return PH_CONTINUE;
 		if (p->tcp_flags & PH_TCP_RST)
 			return PH_R_PASS_SOCKET;
+		/* The socket's state predates this packet: a FIN it
+		 * carries counts too. */
+		if (p->tcp_flags & PH_TCP_FIN)
+			fins |= dir == PH_DIR_IN ? PH_FF_FIN_IN : PH_FF_FIN_OUT;
 	} else {
 		sk = bpf_sk_lookup_udp(ctx, &t, tlen, BPF_F_CURRENT_NETNS, 0);
 		if (!sk)

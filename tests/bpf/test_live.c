@@ -200,6 +200,14 @@ static void t_tcp(int family)
 	CHECK(map_count(F->flows) == l, "flows grew to %d from %d",
 	      map_count(F->flows), l);
 
+	/* A FIN picked up counts as seen. */
+	map_clear(F->flows);
+	r = run(IN, tcp_seg(family, aport, cport, FIN | ACK, S0, A0, 0));
+	CHECK_REASON(r, PH_R_PASS_SOCKET, "FIN, no flow");
+	CHECK(flow_of(&reply, IN, &v) && v.state == PH_FS_ESTABLISHED &&
+		      v.flags == PH_FF_FIN_IN,
+	      "FIN picked up: state %u flags %#x", v.state, v.flags);
+
 	/* Closing states: the FINs the socket has seen go into the flow. */
 	shutdown(c, SHUT_WR); /* c: FIN_WAIT2, a: CLOSE_WAIT */
 	usleep(20000);
