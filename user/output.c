@@ -23,6 +23,11 @@ void ph_json_init(struct ph_json *j, FILE *out)
 
 static void indent(struct ph_json *j)
 {
+	if (j->compact) {
+		if (j->depth && !j->after_key)
+			fputc(' ', j->out);
+		return;
+	}
 	fputc('\n', j->out);
 	for (int i = 0; i < j->depth; i++)
 		fputs("  ", j->out);

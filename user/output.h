@@ -27,6 +27,7 @@ struct ph_json {
 	int depth;
 	bool first[PH_JSON_MAX_DEPTH];
 	bool after_key;
+	bool compact; /* one line (JSON Lines), set after ph_json_init */
 };
 
 void ph_json_init(struct ph_json *j, FILE *out);
