@@ -506,12 +506,28 @@ static int x_ftps(struct xctx *x)
 	return PH_R_PASS_FTPS_RANGE;
 }
 
+/* A connection opener's pinhole: PASS_EXPECT, or -1 with *exp saying
+ * whether a spent one matched. */
+static int x_take(struct xctx *x, const struct ph_flow_key *k, int *exp)
+{
+	__u32 session;
+
+	*exp = x_expect(x, k, &session);
+	if (*exp == X_EXP_TAKEN) {
+		step(x, "expect: live pinhole of FTP session %u -> pass_expect",
+		     session);
+		return PH_R_PASS_EXPECT;
+	}
+	step(x, "expect: %s",
+	     *exp == X_EXP_SPENT ? "pinhole expired" : "no pinhole");
+	return -1;
+}
+
 static int x_in(struct xctx *x)
 {
 	const struct ph_xpkt *p = x->p;
 	struct ph_flow_key k;
 	__u16 flags = 0;
-	__u32 session;
 	int r, v, exp = X_EXP_NONE;
 
 	flow_key(p, &k);
@@ -548,16 +564,8 @@ static int x_in(struct xctx *x)
 			if (r >= 0)
 				return r;
 		}
-		if (we) {
-			exp = x_expect(x, &k, &session);
-			if (exp == X_EXP_TAKEN) {
-				step(x, "expect: live pinhole of FTP session %u -> pass_expect",
-				     session);
-				return PH_R_PASS_EXPECT;
-			}
-			step(x, "expect: %s", exp == X_EXP_SPENT ?
-				 "pinhole expired" : "no pinhole");
-		}
+		if (we && x_take(x, &k, &exp) >= 0)
+			return PH_R_PASS_EXPECT;
 	}
 	r = x_policy2(x, PH_PT_IN_DPORT, p->dport, PH_PT_IN_SPORT, p->sport,
 		      p->src, &flags, &v);
@@ -587,7 +595,6 @@ static int x_out(struct xctx *x)
 	const struct ph_xpkt *p = x->p;
 	struct ph_flow_key k;
 	__u16 flags = 0;
-	__u32 session;
 	int r, v, exp = X_EXP_NONE;
 
 	flow_key(p, &k);
@@ -601,16 +608,8 @@ static int x_out(struct xctx *x)
 	r = x_half_open(x, &k);
 	if (r >= 0)
 		return r;
-	if (opens(p)) {
-		exp = x_expect(x, &k, &session);
-		if (exp == X_EXP_TAKEN) {
-			step(x, "expect: live pinhole of FTP session %u -> pass_expect",
-			     session);
-			return PH_R_PASS_EXPECT;
-		}
-		step(x, "expect: %s",
-		     exp == X_EXP_SPENT ? "pinhole expired" : "no pinhole");
-	}
+	if (opens(p) && x_take(x, &k, &exp) >= 0)
+		return PH_R_PASS_EXPECT;
 	if (p->proto == IPPROTO_TCP && x->v.st.failsafe_port &&
 	    p->sport == x->v.st.failsafe_port) {
 		step(x, "failsafe port %u (source) -> pass_failsafe", p->sport);

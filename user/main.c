@@ -804,16 +804,6 @@ static int do_status(struct ctx *c)
 
 /* ---------------------------------------------------------------- stats */
 
-static void json_counter(struct ph_json *j, const char *key,
-			 const struct ph_counter *ctr)
-{
-	ph_json_key(j, key);
-	ph_json_object_begin(j);
-	ph_json_kv_uint(j, "packets", ctr->packets);
-	ph_json_kv_uint(j, "bytes", ctr->bytes);
-	ph_json_object_end(j);
-}
-
 static int do_stats(struct ctx *c)
 {
 	static const char *const hdr[] = { "REASON", "|IN PACKETS", "|IN BYTES",
@@ -863,8 +853,8 @@ static int do_stats(struct ctx *c)
 		for (int drop = 0; drop < 2; drop++) {
 			ph_json_key(&j, drop ? "drop" : "pass");
 			ph_json_object_begin(&j);
-			json_counter(&j, "in", &tot[drop][PH_DIR_IN]);
-			json_counter(&j, "out", &tot[drop][PH_DIR_OUT]);
+			ph_json_kv_counter(&j, "in", &tot[drop][PH_DIR_IN]);
+			ph_json_kv_counter(&j, "out", &tot[drop][PH_DIR_OUT]);
 			ph_json_object_end(&j);
 		}
 		ph_json_object_end(&j);
@@ -876,8 +866,8 @@ static int do_stats(struct ctx *c)
 			ph_json_kv_string(&j, "verdict",
 					  PH_REASON_IS_DROP(rs) ? "drop" : "pass");
 			ph_json_kv_string(&j, "description", ph_reasons[rs].text);
-			json_counter(&j, "in", &sum[PH_COUNTER_IDX(PH_DIR_IN, rs)]);
-			json_counter(&j, "out", &sum[PH_COUNTER_IDX(PH_DIR_OUT, rs)]);
+			ph_json_kv_counter(&j, "in", &sum[PH_COUNTER_IDX(PH_DIR_IN, rs)]);
+			ph_json_kv_counter(&j, "out", &sum[PH_COUNTER_IDX(PH_DIR_OUT, rs)]);
 			ph_json_object_end(&j);
 		}
 		ph_json_array_end(&j);

@@ -48,26 +48,35 @@ static const char *const dir_name[PH_DIR_MAX] = { "in", "out" };
 
 /* ------------------------------------------------------------- stats */
 
-static void json_pc(struct ph_json *j, const char *key,
-		    const struct ph_counter *c)
-{
-	ph_json_key(j, key);
-	ph_json_object_begin(j);
-	ph_json_kv_uint(j, "packets", c->packets);
-	ph_json_kv_uint(j, "bytes", c->bytes);
-	ph_json_object_end(j);
-}
-
 /* {"in": {"pass": {...}, "drop": {...}}, "out": {...}} members. */
 static void json_dirs(struct ph_json *j, const struct ph_counter c[PH_DIR_MAX][2])
 {
 	for (int d = 0; d < PH_DIR_MAX; d++) {
 		ph_json_key(j, dir_name[d]);
 		ph_json_object_begin(j);
-		json_pc(j, "pass", &c[d][0]);
-		json_pc(j, "drop", &c[d][1]);
+		ph_json_kv_counter(j, "pass", &c[d][0]);
+		ph_json_kv_counter(j, "drop", &c[d][1]);
 		ph_json_object_end(j);
 	}
+}
+
+static int read_failed(const char *what, const struct ph_instance *inst,
+		       int err)
+{
+	pr_warn("cannot read the %s counters of %s: %s", what, inst->pin_dir,
+		strerror(-err));
+	return PH_EXIT_ENV;
+}
+
+/* {"pin_dir": ..., "<key>": [ : the head of stats --by -j. */
+static void json_list_begin(struct ph_json *j, const char *pin_dir,
+			    const char *key)
+{
+	ph_json_init(j, stdout);
+	ph_json_object_begin(j);
+	ph_json_kv_string(j, "pin_dir", pin_dir);
+	ph_json_key(j, key);
+	ph_json_array_begin(j);
 }
 
 static void fmt_u(char *buf, size_t len, __u64 v)
@@ -96,19 +105,12 @@ static int stats_service(const struct ph_instance *inst, bool json)
 	char cols[6][24];
 	int n, err = ph_svc_stats_read(inst, &s, &n, &none);
 
-	if (err) {
-		pr_warn("cannot read the service counters of %s: %s",
-			inst->pin_dir, strerror(-err));
-		return PH_EXIT_ENV;
-	}
+	if (err)
+		return read_failed("service", inst, err);
 	if (json) {
 		struct ph_json j;
 
-		ph_json_init(&j, stdout);
-		ph_json_object_begin(&j);
-		ph_json_kv_string(&j, "pin_dir", inst->pin_dir);
-		ph_json_key(&j, "services");
-		ph_json_array_begin(&j);
+		json_list_begin(&j, inst->pin_dir, "services");
 		for (int i = 0; i < n; i++) {
 			ph_json_object_begin(&j);
 			ph_json_kv_string(&j, "name", s[i].name);
@@ -168,19 +170,12 @@ static int stats_iface(const struct ph_instance *inst, bool json)
 	char cols[6][24], ifx[16];
 	int n, err = ph_iface_stats_read(inst, &f, &n);
 
-	if (err) {
-		pr_warn("cannot read the interface counters of %s: %s",
-			inst->pin_dir, strerror(-err));
-		return PH_EXIT_ENV;
-	}
+	if (err)
+		return read_failed("interface", inst, err);
 	if (json) {
 		struct ph_json j;
 
-		ph_json_init(&j, stdout);
-		ph_json_object_begin(&j);
-		ph_json_kv_string(&j, "pin_dir", inst->pin_dir);
-		ph_json_key(&j, "interfaces");
-		ph_json_array_begin(&j);
+		json_list_begin(&j, inst->pin_dir, "interfaces");
 		for (int i = 0; i < n; i++) {
 			ph_json_object_begin(&j);
 			ph_json_kv_string(&j, "name", f[i].name);
@@ -200,8 +195,8 @@ static int stats_iface(const struct ph_instance *inst, bool json)
 					continue;
 				ph_json_object_begin(&j);
 				ph_json_kv_string(&j, "name", ph_reasons[rs].name);
-				json_pc(&j, "in", in);
-				json_pc(&j, "out", out);
+				ph_json_kv_counter(&j, "in", in);
+				ph_json_kv_counter(&j, "out", out);
 				ph_json_object_end(&j);
 			}
 			ph_json_array_end(&j);
@@ -241,11 +236,8 @@ static int stats_prometheus(const struct ph_instance *inst)
 	struct ph_prom_data d;
 	int err = ph_prom_data_read(inst, &d);
 
-	if (err) {
-		pr_warn("cannot read the counters of %s: %s", inst->pin_dir,
-			strerror(-err));
-		return PH_EXIT_ENV;
-	}
+	if (err)
+		return read_failed("reason", inst, err);
 	err = ph_prom_write(stdout, &d);
 	ph_prom_data_free(&d);
 	return err ? PH_EXIT_ENV : PH_EXIT_OK;

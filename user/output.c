@@ -177,6 +177,16 @@ void ph_json_finish(struct ph_json *j)
 	fflush(j->out);
 }
 
+void ph_json_kv_counter(struct ph_json *j, const char *k,
+			const struct ph_counter *c)
+{
+	ph_json_key(j, k);
+	ph_json_object_begin(j);
+	ph_json_kv_uint(j, "packets", c->packets);
+	ph_json_kv_uint(j, "bytes", c->bytes);
+	ph_json_object_end(j);
+}
+
 void ph_json_kv_string(struct ph_json *j, const char *k, const char *v)
 {
 	ph_json_key(j, k);

@@ -62,6 +62,23 @@ static __always_inline int ph_mon_drop_sample(const struct ph_monitor_ctl *m,
 	return 1;
 }
 
+/* A zeroed event in the ring, or NULL if the ring is full. */
+static __always_inline struct ph_mon_event *ph_mon_reserve(__u32 type,
+							   __u32 dir,
+							   __u64 now)
+{
+	struct ph_mon_event *e =
+		bpf_ringbuf_reserve(&monitor, sizeof(*e), 0);
+
+	if (!e)
+		return NULL;
+	__builtin_memset(e, 0, sizeof(*e));
+	e->ts_ns = now;
+	e->type = type;
+	e->dir = dir;
+	return e;
+}
+
 /* A packet's event (FLOW_NEW, PINHOLE_USED or DROP), or none. @p is NULL
  * for a packet whose parse failed (no addresses). Out of line: only a
  * listening monitor gets here. */
@@ -94,13 +111,9 @@ static __attribute__((noinline)) void ph_mon_packet(__u32 dir, __u32 ifindex,
 		return;
 	if (type == PH_MON_DROP && !ph_mon_drop_sample(m, now, &supp))
 		return;
-	e = bpf_ringbuf_reserve(&monitor, sizeof(*e), 0);
+	e = ph_mon_reserve(type, dir, now);
 	if (!e)
 		return;
-	__builtin_memset(e, 0, sizeof(*e));
-	e->ts_ns = now;
-	e->type = type;
-	e->dir = dir;
 	e->reason = reason;
 	e->svc_id = rs_svc >> 16;
 	e->ifindex = ifindex;
@@ -133,13 +146,9 @@ static __always_inline void ph_mon_pinhole(const struct ph_flow_key *k,
 	now = ph_now();
 	if (!ph_mon_live(m, now))
 		return;
-	e = bpf_ringbuf_reserve(&monitor, sizeof(*e), 0);
+	e = ph_mon_reserve(PH_MON_PINHOLE_OPEN, dir, now);
 	if (!e)
 		return;
-	__builtin_memset(e, 0, sizeof(*e));
-	e->ts_ns = now;
-	e->type = PH_MON_PINHOLE_OPEN;
-	e->dir = dir;
 	e->proto = k->proto;
 	e->session = session;
 	e->deadline_ns = deadline_ns;
