@@ -291,6 +291,7 @@ static __attribute__((noinline)) __u32 tc_parse(struct __sk_buff *skb,
 SEC("tc")
 int pinhole_tc(struct __sk_buff *skb)
 {
+	const struct ph_pkt *parsed = NULL; /* for the monitor */
 	struct ph_pkt pkt;
 	__u16 svc = 0;
 	__u32 reason;
@@ -308,12 +309,13 @@ int pinhole_tc(struct __sk_buff *skb)
 								PH_PULL_LEN);
 		reason = tc_parse(skb, &pkt, 0);
 	}
-	if (reason != PH_CONTINUE)
-		return record_verdict(skb, PH_DIR_OUT, reason, 0, NULL);
-	reason = egress_verdict(skb, &pkt, &svc);
-	if (pkt.frag == PH_FRAG_FIRST && !PH_REASON_IS_DROP(reason))
-		ph_frag_remember(&pkt, reason, ph_now());
-	return record_verdict(skb, PH_DIR_OUT, reason, svc, &pkt);
+	if (reason == PH_CONTINUE) {
+		reason = egress_verdict(skb, &pkt, &svc);
+		if (pkt.frag == PH_FRAG_FIRST && !PH_REASON_IS_DROP(reason))
+			ph_frag_remember(&pkt, reason, ph_now());
+		parsed = &pkt;
+	}
+	return record_verdict(skb, PH_DIR_OUT, reason, svc, parsed);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -436,17 +436,19 @@ int pinhole_xdp(struct xdp_md *ctx)
 	void *data_end = (void *)(long)ctx->data_end;
 	/* ph_parse_quoted() stores v4-mapped addresses as 32-bit words. */
 	struct ph_flow_key quoted __attribute__((aligned(8)));
+	const struct ph_pkt *parsed = NULL; /* for the monitor */
 	struct ph_pkt pkt;
 	__u16 svc = 0;
 	__u32 reason;
 
 	reason = ph_parse(data, data_end, data_end - data, &pkt, &quoted);
-	if (reason != PH_CONTINUE)
-		return record_verdict(ctx, PH_DIR_IN, reason, 0, NULL);
-	reason = ingress_verdict(ctx, &pkt, &quoted, &svc);
-	if (pkt.frag == PH_FRAG_FIRST && !PH_REASON_IS_DROP(reason))
-		ph_frag_remember(&pkt, reason, ph_now());
-	return record_verdict(ctx, PH_DIR_IN, reason, svc, &pkt);
+	if (reason == PH_CONTINUE) {
+		reason = ingress_verdict(ctx, &pkt, &quoted, &svc);
+		if (pkt.frag == PH_FRAG_FIRST && !PH_REASON_IS_DROP(reason))
+			ph_frag_remember(&pkt, reason, ph_now());
+		parsed = &pkt;
+	}
+	return record_verdict(ctx, PH_DIR_IN, reason, svc, parsed);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
