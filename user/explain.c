@@ -301,9 +301,10 @@ static int x_flows(struct xctx *x, const struct ph_flow_key *k)
 		step(x, "flows: entry idle past its timeout (the packet deletes it and goes on)");
 		return -1;
 	}
-	step(x, "flows: live entry (rule %d) -> pass_flow", (int)f.rule - 1);
-	x->r->rule = f.rule ? f.rule - 1 : -1;
+	/* f.rule indexes the slot of its time: the service names it */
 	svc_of(x, f.svc_id);
+	step(x, "flows: live entry (service %s) -> pass_flow",
+	     x->r->service[0] ? x->r->service : "-");
 	return PH_R_PASS_FLOW;
 }
 
@@ -321,9 +322,9 @@ static int x_half_open(struct xctx *x, const struct ph_flow_key *k)
 		step(x, "half_open: entry expired (deleted, goes on)");
 		return -1;
 	}
-	step(x, "half_open: entry of a connection being opened -> pass_half_open");
-	x->r->rule = f.rule ? f.rule - 1 : -1;
 	svc_of(x, f.svc_id);
+	step(x, "half_open: entry of a connection being opened (service %s) -> pass_half_open",
+	     x->r->service[0] ? x->r->service : "-");
 	return PH_R_PASS_HALF_OPEN;
 }
 

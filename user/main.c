@@ -1472,6 +1472,10 @@ static int do_sessions(struct ctx *c)
 
 static int do_exporter(struct ctx *c)
 {
+	if (c->json) {
+		pr_warn("exporter: -j does not apply (the exposition is Prometheus text)");
+		return PH_EXIT_USER;
+	}
 	return ph_obs_exporter(c->pin_dir, &c->obs);
 }
 

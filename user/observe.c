@@ -844,8 +844,10 @@ int ph_obs_explain(const struct ph_instance *inst, int argc, char **argv,
 	}
 	printf("%s %s: %s", PH_REASON_IS_DROP(r.reason) ? "drop" : "pass",
 	       ph_reasons[r.reason].name, ph_reasons[r.reason].text);
-	if (r.service[0])
+	if (r.service[0] && r.rule >= 0)
 		printf(" (service %s, rule %d)", r.service, r.rule);
+	else if (r.service[0])
+		printf(" (service %s)", r.service);
 	putchar('\n');
 	for (int i = 0; i < r.nsteps; i++)
 		printf("  %d. %s\n", i + 1, r.steps[i]);
