@@ -106,6 +106,27 @@ ph_expect_ok "stats --by iface (text)" sh -c "
 	$(declare -f ph_pinhole); PH_BIN=$PH_BIN PH_PIN=$PH_PIN PH_NS_SRV=$PH_NS_SRV
 	ph_pinhole stats --by iface | grep -E '^$PH_IF_SRV +[0-9]+'"
 
+ph_section "service counters across reloads"
+# counter_id NAME: the service's id (-1: not in the policy in force)
+svc_id() {
+	ph_pinhole stats --by service -j | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+print(next((s["counter_id"] for s in d["services"] if s["name"] == sys.argv[1]), -1))' "$1"
+}
+web_id=$(svc_id web) alt_id=$(svc_id alt)
+alt_in=$(svc alt in pass)
+sed -e 's/^service alt .*/service extra in tcp 8444 from any/' "$POLICY" >"$PH_TMP/reload1.policy"
+ph_expect_ok "reload: alt replaced by extra" ph_pinhole reload --policy "$PH_TMP/reload1.policy"
+ph_check "web keeps its counter id and its count ($web_id, $(svc web in pass) = $w1)" \
+	[ "$(svc_id web)" = "$web_id" ] && [ "$(svc web in pass)" -eq "$w1" ]
+ph_check "extra: a new id, counting from 0 ($(svc_id extra), $(svc extra in pass))" \
+	[ "$(svc_id extra)" != "$alt_id" ] && [ "$(svc_id extra)" -gt 0 ] && [ "$(svc extra in pass)" -eq 0 ]
+ph_check "alt is not listed while retired" [ "$(svc_id alt)" = -1 ]
+ph_expect_ok "reload: the first policy again" ph_pinhole reload --policy "$POLICY"
+ph_check "alt is back with its id and its count ($(svc_id alt) = $alt_id, $(svc alt in pass) = $alt_in)" \
+	[ "$(svc_id alt)" = "$alt_id" ] && [ "$(svc alt in pass)" -eq "$alt_in" ]
+
 ph_section "Prometheus"
 # parse FILE: the python parser must accept it; prints "name{labels} value"
 # for the series the checks below look at.
