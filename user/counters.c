@@ -96,10 +96,18 @@ int ph_svc_ids_assign(const struct ph_instance *inst,
 				     sizeof(names[id].name) - 1)) {
 				ids[s] = (__u16)id;
 				busy[id] = true;
+				/* last used: the oldest retired goes first */
+				names[id].generation = generation;
+				if (bpf_map_update_elem(fd, &id, &names[id],
+							BPF_ANY))
+					err = -errno;
 				break;
 			}
 	}
+	if (err)
+		goto out;
 	for (int s = 0; s < pol->nservices; s++) {
+		bool pick_free;
 		__u32 pick = 0;
 
 		if (ids[s])
@@ -109,7 +117,8 @@ int ph_svc_ids_assign(const struct ph_instance *inst,
 		for (__u32 id = 1; id < PH_SVC_MAX && !pick; id++)
 			if (!names[id].name[0] && !busy[id])
 				pick = id;
-		for (__u32 id = 1; id < PH_SVC_MAX && !names[pick].name[0]; id++)
+		pick_free = pick != 0;
+		for (__u32 id = 1; id < PH_SVC_MAX && !pick_free; id++)
 			if (!busy[id] &&
 			    (!pick || names[id].generation <
 					      names[pick].generation))

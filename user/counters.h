@@ -20,8 +20,9 @@
  * Counter ids for the services of @pol, about to be written into the
  * inactive slot: a name keeps its id; a new name takes a never-used id,
  * else one whose name neither @pol nor the policy in force (its rules in
- * @active_slot, @active_nrules) uses (oldest first), whose counters are
- * zeroed first. ids[i] for service i; 0 (not counted, with a notice) when
+ * @active_slot, @active_nrules) uses, the one unused for longest first
+ * (svc_ids[id].generation: the last @generation that used it), whose
+ * counters are zeroed first. ids[i] for service i; 0 (not counted, with a notice) when
  * all PH_SVC_MAX - 1 are taken. 0 or -errno.
  */
 int ph_svc_ids_assign(const struct ph_instance *inst,

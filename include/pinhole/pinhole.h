@@ -376,7 +376,7 @@ struct ph_iface {
 
 struct ph_svc_name {
 	char name[64]; /* "": free */
-	__u32 generation; /* ph_state.generation that (re)assigned it */
+	__u32 generation; /* ph_state.generation that last used it */
 	__u32 pad;
 };
 

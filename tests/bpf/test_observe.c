@@ -15,6 +15,7 @@
 #include <sched.h>
 #include <net/if.h>
 #include "bpf/fixture.h"
+#include "counters.h" /* user/counters.c: the service counter ids */
 
 #define CLI "198.51.100.7"
 #define SRV "192.0.2.1"
@@ -347,6 +348,103 @@ static void t_monitor(void)
 	ring_buffer__free(rb);
 }
 
+/* ---- service counter ids (user/counters.c) on the real maps ---- */
+
+static struct ph_instance sinst;
+
+/* Assigns ids to @n services named by @names (NULL: "x<i>") as the
+ * policy of generation @gen about to replace the one in @active (nrules
+ * @active_n), then writes it into the other slot as the loader does:
+ * one rule per service carrying its id. Returns the ids (static). */
+static __u16 *install(const char *const *names, int n, __u32 gen,
+		      __u32 active, __u32 active_n)
+{
+	static struct ph_service svcs[PH_SVC_MAX + 8];
+	static __u16 ids[PH_SVC_MAX + 8];
+	struct ph_policy pol = { .nservices = n, .services = svcs };
+	__u32 slot = active ? 0 : 1;
+
+	memset(svcs, 0, sizeof(svcs));
+	for (int i = 0; i < n; i++) {
+		if (names)
+			snprintf(svcs[i].name, sizeof(svcs[i].name), "%s", names[i]);
+		else
+			snprintf(svcs[i].name, sizeof(svcs[i].name), "x%d", i);
+	}
+	if (!CHECK(ph_svc_ids_assign(&sinst, &pol, active, active_n, gen, ids) == 0,
+		   "ph_svc_ids_assign failed"))
+		return ids;
+	for (int i = 0; i < n; i++) {
+		struct ph_rule r = { .action = PH_ACT_ALLOW, .svc_id = ids[i] };
+		__u32 k = slot * PH_MAX_RULES + i;
+
+		bpf_map_update_elem(F->rules, &k, &r, BPF_ANY);
+	}
+	return ids;
+}
+
+static void set_svc_count(__u16 id, __u64 packets)
+{
+	struct ph_counter vals[F->ncpus];
+	__u32 k = PH_SVC_IDX(IN, 0, id);
+
+	memset(vals, 0, sizeof(vals));
+	vals[0].packets = packets;
+	bpf_map_update_elem(svc_counters, &k, vals, BPF_ANY);
+}
+
+static void t_svc_ids(void)
+{
+	static const char *const A[] = { "a", "b", "c" }, *const B[] = { "a", "c" },
+				 *const C[] = { "a" }, *const D[] = { "c", "d" };
+	__u16 *ids, a, b, c, d;
+
+	tname = "service counter ids";
+	for (int i = 0; i < PH_MAP__COUNT; i++)
+		sinst.fd[i] = -1;
+	sinst.fd[PH_MAP_SVC_IDS] = bpf_map__fd(F->x->maps.svc_ids);
+	sinst.fd[PH_MAP_SVC_COUNTERS] = svc_counters;
+	sinst.fd[PH_MAP_RULES] = F->rules;
+
+	ids = install(A, 3, 1, 0, 0); /* into slot 1 */
+	a = ids[0], b = ids[1], c = ids[2];
+	CHECK(a && b && c && a != b && b != c && a != c,
+	      "three distinct ids: %u %u %u", a, b, c);
+	set_svc_count(b, 11);
+	set_svc_count(c, 22);
+	ids = install(B, 2, 2, 1, 3); /* slot 0; b retires (last used 1) */
+	CHECK(ids[0] == a && ids[1] == c, "kept ids: a %u->%u, c %u->%u", a,
+	      ids[0], c, ids[1]);
+	ids = install(C, 1, 3, 0, 2); /* slot 1; c retires (last used 2) */
+	CHECK(ids[0] == a, "a kept again");
+	ids = install(D, 2, 4, 1, 1); /* c comes back: its id, its count */
+	d = ids[1];
+	CHECK(ids[0] == c && svc(IN, 0, c).packets == 22,
+	      "c back: id %u (want %u), count %llu (want 22)", ids[0], c,
+	      (unsigned long long)svc(IN, 0, c).packets);
+	CHECK(d && d != a && d != b && d != c, "d: a never-used id (%u)", d);
+	/* Every id taken: PH_SVC_MAX - 1 ids, 4 named so far (a b c d);
+	 * the policy in force (slot 0: c, d) keeps its two. A policy of
+	 * PH_SVC_MAX - 3 new names takes the PH_SVC_MAX - 5 never-used ids,
+	 * then the retired ones, b (unused since 1) before a (since 3). */
+	ids = install(NULL, PH_SVC_MAX - 3, 5, 0, 2);
+	CHECK(ids[PH_SVC_MAX - 5] == b && ids[PH_SVC_MAX - 4] == a,
+	      "retired ids reused oldest first: %u %u (want b %u, a %u)",
+	      ids[PH_SVC_MAX - 5], ids[PH_SVC_MAX - 4], b, a);
+	CHECK(svc(IN, 0, b).packets == 0, "b's counters not zeroed on reuse");
+	for (int i = 0; i < PH_SVC_MAX - 3; i++)
+		if (ids[i] == c || ids[i] == d || !ids[i]) {
+			CHECK(0, "service %d got id %u (in force, or none)", i,
+			      ids[i]);
+			break;
+		}
+	/* one more than fits: the last one is not counted */
+	ids = install(NULL, PH_SVC_MAX, 6, 1, PH_SVC_MAX - 3);
+	CHECK(ids[PH_SVC_MAX - 1] == 0 && ids[PH_SVC_MAX - 2] != 0,
+	      "overflow: ids %u %u (want a real id, then 0)",
+	      ids[PH_SVC_MAX - 2], ids[PH_SVC_MAX - 1]);
+}
+
 int main(void)
 {
 	struct fx_opts o = { .name = "observe" };
@@ -379,6 +477,7 @@ int main(void)
 	t_service_drops();
 	t_iface_slots(dummy);
 	t_monitor();
+	t_svc_ids(); /* last: it fills the rules of both slots */
 
 	(void)reason_names; /* fixture.h's, for other suites */
 	printf("%d checks, %d failed\n", checks, failures);
