@@ -288,44 +288,47 @@ static void svc_of(struct xctx *x, __u16 svc_id)
 	ph_strlcpy(x->r->service, name, sizeof(x->r->service));
 }
 
-/* flows: PASS_FLOW if a live entry matches (ph_flow_use). */
-static int x_flows(struct xctx *x, const struct ph_flow_key *k)
+/*
+ * flows (ph_flow_use): PASS_FLOW if an entry idle for less than its
+ * timeout matches; half_open (ph_half_open_hit): PASS_HALF_OPEN if one
+ * younger than the half-open timeout does. -1: no such entry.
+ */
+static int x_entry(struct xctx *x, const struct ph_flow_key *k, bool half_open)
 {
+	const char *name = half_open ? "half_open" : "flows";
 	struct ph_flow f;
+	__u64 since, limit;
 
-	if (bpf_map_lookup_elem(x->inst->fd[PH_MAP_FLOWS], k, &f)) {
-		step(x, "flows: no entry");
+	if (bpf_map_lookup_elem(x->inst->fd[half_open ? PH_MAP_HALF_OPEN :
+							PH_MAP_FLOWS],
+				k, &f)) {
+		step(x, "%s: no entry", name);
 		return -1;
 	}
-	if ((__s64)(x->now - f.last_seen_ns) > (__s64)flow_timeout_ns(&f, k->proto)) {
-		step(x, "flows: entry idle past its timeout (the packet deletes it and goes on)");
+	since = half_open ? f.created_ns : f.last_seen_ns;
+	limit = half_open ? PH_HALF_OPEN_TIMEOUT_S * 1000000000ull :
+			    flow_timeout_ns(&f, k->proto);
+	if ((__s64)(x->now - since) > (__s64)limit) {
+		step(x, "%s: entry past its timeout (the packet deletes it and goes on)",
+		     name);
 		return -1;
 	}
 	/* f.rule indexes the slot of its time: the service names it */
 	svc_of(x, f.svc_id);
-	step(x, "flows: live entry (service %s) -> pass_flow",
-	     x->r->service[0] ? x->r->service : "-");
-	return PH_R_PASS_FLOW;
+	step(x, "%s: live entry (service %s) -> %s", name,
+	     x->r->service[0] ? x->r->service : "-",
+	     half_open ? "pass_half_open" : "pass_flow");
+	return half_open ? PH_R_PASS_HALF_OPEN : PH_R_PASS_FLOW;
 }
 
-/* half_open: PASS_HALF_OPEN if an unexpired entry matches. */
+static int x_flows(struct xctx *x, const struct ph_flow_key *k)
+{
+	return x_entry(x, k, false);
+}
+
 static int x_half_open(struct xctx *x, const struct ph_flow_key *k)
 {
-	struct ph_flow f;
-
-	if (bpf_map_lookup_elem(x->inst->fd[PH_MAP_HALF_OPEN], k, &f)) {
-		step(x, "half_open: no entry");
-		return -1;
-	}
-	if ((__s64)(x->now - f.created_ns) >
-	    (__s64)(PH_HALF_OPEN_TIMEOUT_S * 1000000000ull)) {
-		step(x, "half_open: entry expired (deleted, goes on)");
-		return -1;
-	}
-	svc_of(x, f.svc_id);
-	step(x, "half_open: entry of a connection being opened (service %s) -> pass_half_open",
-	     x->r->service[0] ? x->r->service : "-");
-	return PH_R_PASS_HALF_OPEN;
+	return x_entry(x, k, true);
 }
 
 enum { X_EXP_NONE, X_EXP_TAKEN, X_EXP_SPENT };
