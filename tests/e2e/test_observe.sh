@@ -268,7 +268,9 @@ ph_expect_ok "explain names the service and the peer step" sh -c "
 	$(declare -f ph_pinhole); PH_BIN=$PH_BIN PH_PIN=$PH_PIN PH_NS_SRV=$PH_NS_SRV
 	ph_pinhole explain in tcp '[$PH_CLI6]:40002' to '[$PH_SRV6]:9000' | tee /dev/stderr | grep -q 'guarded.*not in the peer list'"
 # A live pinhole: open one with a PASV through a raw control connection,
-# explain the data SYN (pass_expect), then connect.
+# explain the data SYN (pass_expect), then connect. The control connection
+# itself is an established flow: explain its next segment (pass_flow,
+# service ftp), then let the client send it (NOOP, on a go file).
 PASV_OUT=$PH_TMP/pasv.out
 ph_in "$PH_NS_CLI" python3 -c '
 import socket, sys, re, time
@@ -282,18 +284,31 @@ def cmd(c):
 cmd(""); cmd("USER anonymous"); cmd("PASS x")
 r = cmd("PASV")
 h = [int(x) for x in re.search(r"\((\d+),(\d+),(\d+),(\d+),(\d+),(\d+)\)", r).groups()]
-print(h[4] * 256 + h[5], flush=True)
-time.sleep(4)' "$PH_SRV4" >"$PASV_OUT" 2>&1 &
+print(h[4] * 256 + h[5], s.getsockname()[1], flush=True)
+import os
+for _ in range(100):
+    if os.path.exists(sys.argv[2]): break
+    time.sleep(0.05)
+print(cmd("NOOP").strip(), flush=True)
+time.sleep(0.5)' "$PH_SRV4" "$PH_TMP/noop.go" >"$PASV_OUT" 2>&1 &
 PASV_PID=$!
 for _ in $(seq 30); do [ -s "$PASV_OUT" ] && break; sleep 0.1; done
-dport=$(head -1 "$PASV_OUT")
+read -r dport cport <"$PASV_OUT"
 sleep 0.3
 if [ -n "$dport" ]; then
 	explain_then pass_expect "$dport" "$PH_SRV4" in tcp "$PH_CLI4:40003" to "$PH_SRV4:$dport"
+	got=$(ph_pinhole explain -j in tcp "$PH_CLI4:$cport" to "$PH_SRV4:21" flags=PA |
+		python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["reason"], d.get("service", "-"))')
+	before=$(ph_stat pass_flow in)
+	touch "$PH_TMP/noop.go"
+	wait "$PASV_PID" 2>/dev/null
+	after=$(ph_stat pass_flow in)
+	ph_check "explain the control connection's next segment -> $got; the NOOP moved pass_flow ($before -> $after; $(tail -1 "$PASV_OUT"))" \
+		[ "$got" = "pass_flow ftp" ] && [ $((after - before)) -ge 1 ]
 else
 	ph_fail "no PASV port from vsftpd: $(cat "$PASV_OUT")"
+	wait "$PASV_PID" 2>/dev/null
 fi
-wait "$PASV_PID" 2>/dev/null
 ph_expect_fail "explain: a malformed description is a user error" \
 	ph_pinhole explain in tcp "$PH_CLI4" to "$PH_SRV4:22"
 
