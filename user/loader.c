@@ -20,6 +20,7 @@
 #include "tc_egress.skel.h"
 
 #include "loader.h"
+#include "counters.h"
 #include "log.h"
 #include "util.h"
 
@@ -37,6 +38,10 @@ static const char *const map_names[PH_MAP__COUNT] = {
 	[PH_MAP_COUNTERS] = "counters",
 	[PH_MAP_IFACES] = "ifaces",
 	[PH_MAP_FTPS_PEERS] = "ftps_peers",
+	[PH_MAP_SVC_COUNTERS] = "svc_counters",
+	[PH_MAP_SVC_IDS] = "svc_ids",
+	[PH_MAP_MONITOR] = "monitor",
+	[PH_MAP_MONITOR_CTL] = "monitor_ctl",
 };
 
 const char *ph_map_name(enum ph_map_id id)
@@ -831,6 +836,7 @@ int ph_iface_attach(struct ph_instance *inst, const char *name, int ifindex,
 	int r, err;
 
 	ph_strlcpy(rec.name, name, sizeof(rec.name));
+	ph_iface_counters_claim(inst, ifindex);
 	r = xdp_attach(inst, name, ifindex, mode, &rec.xdp_flags);
 	if (r)
 		return r;

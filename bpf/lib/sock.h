@@ -40,8 +40,14 @@ static __always_inline int ph_tcp_sk_fins(__u32 state)
 	return -1;
 }
 
+/* The rule index + 1 and the service counter id a picked-up flow records
+ * (those of the rule whose policy admits the packet; 0, 0: none), packed
+ * into one argument: a BPF function takes five at most. */
+#define PH_PICKUP_RULE(rule, svc) ((__u32)(__u16)(rule) | (__u32)(svc) << 16)
+
 /*
- * The pickup for the packet @p of flow key @k seen in @dir. Returns
+ * The pickup for the packet @p of flow key @k seen in @dir, @rule_svc
+ * (PH_PICKUP_RULE()) recorded in the new flow. Returns
  * PH_R_PASS_SOCKET (a flow was made, or for a RST: the kernel holds the
  * connection and validates the RST itself; no flow is made from a RST), or
  * PH_CONTINUE: no such connection, judge by the policy.
@@ -64,7 +70,7 @@ static __always_inline int ph_tcp_sk_fins(__u32 state)
 static __attribute__((noinline)) __u32 ph_sock_pickup(void *ctx,
 						       const struct ph_flow_key *k,
 						       const struct ph_pkt *p,
-						       int dir)
+						       int dir, __u32 rule_svc)
 {
 	struct bpf_sock_tuple t;
 	struct ph_flow f;
@@ -129,6 +135,8 @@ static __attribute__((noinline)) __u32 ph_sock_pickup(void *ctx,
 	f.last_seen_ns = now;
 	f.checked_jiffies = bpf_jiffies64();
 	f.origin = PH_FO_SOCKET;
+	f.rule = rule_svc & 0xffff;
+	f.svc_id = rule_svc >> 16;
 	f.flags = fins;
 	f.state = (fins & (PH_FF_FIN_IN | PH_FF_FIN_OUT)) ==
 				  (PH_FF_FIN_IN | PH_FF_FIN_OUT) ?

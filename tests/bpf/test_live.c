@@ -175,6 +175,28 @@ static void t_tcp(int family)
 	/* The accepted end is a connection too (an inbound one). */
 	r = run(IN, tcp_seg(family, cport, aport, ACK, A0, S0, 0));
 	CHECK_REASON(r, PH_R_PASS_SOCKET, "segment to the accepted end");
+	/* Where a rule admits the packet, the flow keeps its rule and
+	 * service (its counters go on counting the connection). */
+	{
+		struct pkt_spec acc = tcp_seg(family, cport, aport, ACK, A0,
+					      S0, 0);
+		struct ph_rule rl;
+		__u32 ri = 1;
+
+		add_rule(F, 0, 1, PH_L4_TCP, PH_PT_IN_DPORT, aport, aport,
+			 PH_ACT_ALLOW, PH_RF_PEER_ANY, 0);
+		bpf_map_lookup_elem(F->rules, &ri, &rl);
+		rl.svc_id = 7;
+		bpf_map_update_elem(F->rules, &ri, &rl, BPF_ANY);
+		flow_forget(&acc, IN);
+		r = run(IN, acc);
+		CHECK_REASON(r, PH_R_PASS_SOCKET, "admitted segment, no flow");
+		CHECK(flow_of(&acc, IN, &v) && v.origin == PH_FO_SOCKET &&
+			      v.rule == 2 && v.svc_id == 7,
+		      "admitted pickup: origin %u rule %u svc %u", v.origin,
+		      v.rule, v.svc_id);
+		policy_closed();
+	}
 
 	/* A RST without a flow: the kernel holds the connection and checks
 	 * the RST itself; no flow is made from it. */
