@@ -23,6 +23,7 @@
 #include "maps_io.h"
 #include "output.h"
 #include "policy.h"
+#include "show.h"
 #include "tracker.h"
 #include "util.h"
 
@@ -37,12 +38,14 @@ enum {
 	O_HALF_OPEN = 1 << 6,
 	O_ALL = 1 << 7,
 	O_SYSLOG = 1 << 8,
+	O_JSON = 1 << 9,  /* -j: only commands that print JSON take it */
+	O_PRINT = 1 << 10,
 };
 #define O_LOAD (O_MODE | O_FAILSAFE | O_FAIL_OPEN | O_FAIL_CLOSED | O_FLOWS | O_HALF_OPEN)
 
 struct ctx {
 	char pin_dir[PATH_MAX];
-	bool json, all, syslog;
+	bool json, all, syslog, print;
 	const char *policy;
 	enum ph_xdp_mode mode;
 	struct ph_load_opts load;
@@ -76,9 +79,15 @@ static int need_root(void)
 static int load_policy(const char *path, struct ph_policy *pol)
 {
 	struct ph_policy_error err;
-	char msg[1024];
+	char msg[PATH_MAX + 1024];
 
 	memset(pol, 0, sizeof(*pol));
+	if (!strcmp(path, "-")) {
+		/* The instance records the path of its policy (status, show,
+		 * reload by path): a pipe has none. */
+		pr_warn("--policy -: only 'check' reads a policy from stdin; give a file");
+		return PH_EXIT_USER;
+	}
 	if (!ph_policy_load_file(path, pol, &err))
 		return PH_EXIT_OK;
 	ph_policy_error_format(&err, msg, sizeof(msg));
@@ -144,16 +153,47 @@ static const char *xdp_mode_name(__u8 attach_mode, __u32 flags)
 
 /* ---------------------------------------------------------------- check */
 
+/* `check -` reads stdin; errors then name <stdin>:line:col. */
 static int do_check(struct ctx *c)
 {
+	struct ph_policy_error err;
 	struct ph_policy pol;
-	int r = load_policy(c->argv[0], &pol);
+	char msg[PATH_MAX + 1024];
+	int r;
+
+	if (c->print && c->json) {
+		pr_warn("check: --print prints policy text; -j prints JSON: choose one");
+		return PH_EXIT_USER;
+	}
+	if (strcmp(c->argv[0], "-")) {
+		r = load_policy(c->argv[0], &pol);
+		if (r)
+			return r;
+	} else if (ph_policy_load_stream(stdin, "<stdin>", &pol, &err)) {
+		ph_policy_error_format(&err, msg, sizeof(msg));
+		fprintf(stderr, "%s\n", msg);
+		return PH_EXIT_USER;
+	}
+	if (c->print)
+		ph_policy_print_source(&pol, stdout);
+	else
+		ph_policy_print_summary(&pol, stdout, c->json);
+	ph_policy_free(&pol);
+	return PH_EXIT_OK;
+}
+
+/* ----------------------------------------------------------------- show */
+
+static int do_show(struct ctx *c)
+{
+	struct ph_instance inst;
+	int r = open_existing(&inst, c->pin_dir);
 
 	if (r)
 		return r;
-	ph_policy_print_summary(&pol, stdout, c->json);
-	ph_policy_free(&pol);
-	return PH_EXIT_OK;
+	r = ph_cmd_show(&inst, c->json);
+	ph_instance_close(&inst);
+	return r;
 }
 
 /* -------------------------------------------------------- attach / run */
@@ -1469,7 +1509,9 @@ static int do_help(struct ctx *c)
 }
 
 static const struct cmd cmds[] = {
-	{ "check", do_check, 0, false, 1, 1, "check POLICY" },
+	{ "check", do_check, O_JSON | O_PRINT, false, 1, 1,
+	  "check [--print] POLICY|-" },
+	{ "show", do_show, O_JSON, true, 0, 0, "show [-j]" },
 	{ "run", do_run, O_POLICY | O_LOAD | O_SYSLOG, true, 1, -1,
 	  "run --policy POLICY [--mode auto|native|generic] [--syslog] IFACE..." },
 	{ "attach", do_attach, O_POLICY | O_LOAD, true, 1, -1,
@@ -1477,10 +1519,10 @@ static const struct cmd cmds[] = {
 	{ "daemon", do_daemon, O_SYSLOG, true, 0, 0, "daemon [--syslog]" },
 	{ "reload", do_reload, O_POLICY, true, 0, 0, "reload --policy POLICY" },
 	{ "detach", do_detach, O_ALL, true, 0, -1, "detach IFACE... | --all" },
-	{ "status", do_status, 0, true, 0, 0, "status [-j]" },
-	{ "stats", do_stats, 0, true, 0, 0, "stats [-j]" },
-	{ "flows", do_flows, 0, true, 0, 0, "flows [-j]" },
-	{ "sessions", do_sessions, 0, true, 0, 0, "sessions [-j]" },
+	{ "status", do_status, O_JSON, true, 0, 0, "status [-j]" },
+	{ "stats", do_stats, O_JSON, true, 0, 0, "stats [-j]" },
+	{ "flows", do_flows, O_JSON, true, 0, 0, "flows [-j]" },
+	{ "sessions", do_sessions, O_JSON, true, 0, 0, "sessions [-j]" },
 	{ "help", do_help, 0, false, 0, 0, "help" },
 };
 
@@ -1526,6 +1568,7 @@ enum {
 	OPT_FLOWS,
 	OPT_HALF_OPEN,
 	OPT_SYSLOG,
+	OPT_PRINT,
 };
 
 static const struct option long_opts[] = {
@@ -1542,6 +1585,7 @@ static const struct option long_opts[] = {
 	{ "half-open", required_argument, NULL, OPT_HALF_OPEN },
 	{ "all", no_argument, NULL, 'a' },
 	{ "syslog", no_argument, NULL, OPT_SYSLOG },
+	{ "print", no_argument, NULL, OPT_PRINT },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -1557,6 +1601,8 @@ static const char *opt_name(unsigned int bit)
 	case O_HALF_OPEN: return "--half-open";
 	case O_ALL: return "--all";
 	case O_SYSLOG: return "--syslog";
+	case O_JSON: return "-j (--json)";
+	case O_PRINT: return "--print";
 	}
 	return "?";
 }
@@ -1582,7 +1628,8 @@ static int parse_args(int argc, char **argv, struct ctx *c, int *verbose,
 		switch (opt) {
 		case OPT_PIN_DIR: pin = optarg; break;
 		case 'v': (*verbose)++; break;
-		case 'j': c->json = true; break;
+		case 'j': c->json = true; c->given |= O_JSON; break;
+		case OPT_PRINT: c->print = true; c->given |= O_PRINT; break;
 		case 'h': *help = true; break;
 		case 'p': c->policy = optarg; c->given |= O_POLICY; break;
 		case 'a': c->all = true; c->given |= O_ALL; break;

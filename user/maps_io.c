@@ -346,6 +346,14 @@ int ph_policy_install(struct ph_instance *inst, const struct ph_policy *pol,
 	r = check_limits(pol);
 	if (r)
 		return r;
+	if (!realpath(pol->path, abs))
+		ph_strlcpy(abs, pol->path, sizeof(abs));
+	if (strlen(abs) >= sizeof(st.policy)) {
+		/* Never stored cut: status and show would name another file. */
+		pr_warn("policy path %.64s... is longer than %zu bytes; the previous policy stays in force",
+			abs, sizeof(st.policy) - 1);
+		return PH_EXIT_USER;
+	}
 	/* The inactive slot is ours; write_peers replaces every trie an
 	 * earlier policy (or a failed write) left in it. */
 	err = write_ports(inst, slot, pol);
@@ -377,8 +385,7 @@ int ph_policy_install(struct ph_instance *inst, const struct ph_policy *pol,
 	/* The flip: one write of state[0]; a packet sees one whole policy. */
 	st.active_slot = slot;
 	memset(st.policy, 0, sizeof(st.policy));
-	ph_strlcpy(st.policy, realpath(pol->path, abs) ? abs : pol->path,
-		   sizeof(st.policy));
+	memcpy(st.policy, abs, strlen(abs));
 	key = 0;
 	if (bpf_map_update_elem(inst->fd[PH_MAP_STATE], &key, &st, BPF_ANY))
 		return write_failed("state", -errno);
@@ -396,6 +403,50 @@ int ph_policy_install(struct ph_instance *inst, const struct ph_policy *pol,
 }
 
 /* ------------------------------------------------------------- reading */
+
+int ph_array_read(int fd, __u32 first, void *vals, __u32 n, size_t vsize)
+{
+	static bool no_batch;
+	const __u32 chunk = 65536;
+	LIBBPF_OPTS(bpf_map_batch_opts, opts);
+	__u32 *keys = malloc(sizeof(*keys) * chunk), batch;
+	int err = 0;
+
+	if (!keys)
+		return -ENOMEM;
+	for (__u32 off = 0; off < n && !err; off += chunk) {
+		__u32 cnt = n - off < chunk ? n - off : chunk;
+		char *v = (char *)vals + (size_t)off * vsize;
+
+		if (!no_batch) {
+			__u32 got = cnt, start = first + off, prev = start - 1;
+
+			/* A batch starts at the key after in_batch (or at 0
+			 * without one): name the key before the first. */
+			err = bpf_map_lookup_batch(fd, start ? &prev : NULL,
+						   &batch, keys, v, &got, &opts);
+			if ((!err || err == -ENOENT) && got == cnt)
+				continue;
+			if (!err || err == -ENOENT) {
+				err = -EIO;
+				break;
+			}
+			if (err != -EINVAL && err != -EOPNOTSUPP &&
+			    err != -KERNEL_ENOTSUPP)
+				break;
+			no_batch = true;
+			err = 0;
+		}
+		for (__u32 i = 0; i < cnt && !err; i++) {
+			__u32 k = first + off + i;
+
+			if (bpf_map_lookup_elem(fd, &k, v + i * vsize))
+				err = -errno;
+		}
+	}
+	free(keys);
+	return err;
+}
 
 int ph_counters_read(const struct ph_instance *inst, struct ph_counter *sum)
 {

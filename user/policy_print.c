@@ -3,6 +3,7 @@
  * Policy output: error lines and the `pinhole check` summary, as a human
  * table or as JSON with the same content (docs/policy.md).
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "policy.h"
@@ -352,4 +353,97 @@ void ph_policy_print_summary(const struct ph_policy *pol, FILE *out,
 		print_json(pol, out);
 	else
 		print_human(pol, out);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Source: the compiled policy in the policy language                      */
+/* ---------------------------------------------------------------------- */
+
+struct peer_ref {
+	const struct ph_peer_key *key;
+	__u8 action;
+};
+
+/* Canonical peer order: ::/0 ("any") first, then by address, a prefix
+ * before the longer prefixes inside it. */
+static int cmp_peer_ref(const void *a, const void *b)
+{
+	const struct peer_ref *x = a, *y = b;
+	int c;
+
+	if (!x->key->prefixlen != !y->key->prefixlen)
+		return x->key->prefixlen ? 1 : -1;
+	c = memcmp(x->key->addr, y->key->addr, sizeof(x->key->addr));
+	if (c)
+		return c;
+	return x->key->prefixlen < y->key->prefixlen ? -1 :
+	       x->key->prefixlen > y->key->prefixlen;
+}
+
+static void source_peers(const struct ph_service *s, FILE *out)
+{
+	struct peer_ref *r;
+	char buf[64];
+	int i;
+
+	if (s->action == PH_ACT_DROP)
+		return; /* a deny service takes no peer list */
+	fputs(s->dir == PH_DIR_IN ? " from " : " to ", out);
+	if ((s->flags & PH_RF_PEER_ANY) || !s->npeers) {
+		fputs("any", out);
+		return;
+	}
+	r = calloc((size_t)s->npeers, sizeof(*r));
+	if (!r) {
+		fputs("?", out); /* out of memory: say so in the text */
+		return;
+	}
+	for (i = 0; i < s->npeers; i++) {
+		r[i].key = &s->peers[i];
+		r[i].action = s->peer_vals[i].action;
+	}
+	qsort(r, (size_t)s->npeers, sizeof(*r), cmp_peer_ref);
+	for (i = 0; i < s->npeers; i++) {
+		ph_peer_format(r[i].key, buf, sizeof(buf));
+		fprintf(out, "%s%s%s", i ? ", " : "",
+			r[i].action == PH_ACT_DROP ? "!" : "", buf);
+	}
+	free(r);
+}
+
+void ph_policy_print_source(const struct ph_policy *pol, FILE *out)
+{
+	char ttl[16], range[16];
+	int i, k;
+
+	fmt_ttl(pol->ftp_ttl_ms, ttl, sizeof(ttl));
+	fprintf(out, "default in %s\ndefault out %s\n",
+		verdict(pol->default_verdict[PH_DIR_IN]),
+		verdict(pol->default_verdict[PH_DIR_OUT]));
+	fprintf(out, "icmp-echo in %s\nicmp-echo out %s\n",
+		verdict(pol->icmp_echo[PH_DIR_IN]),
+		verdict(pol->icmp_echo[PH_DIR_OUT]));
+	fprintf(out, "ftp-ttl %s\n", ttl);
+	for (i = 0; i < pol->nservices; i++) {
+		const struct ph_service *s = &pol->services[i];
+
+		fprintf(out, "service %s %s %s%s ", s->name,
+			s->dir == PH_DIR_IN ? "in" : "out",
+			proto_text(s->l4_mask), s->match_sport ? " sport" : "");
+		for (k = 0; k < s->nranges; k++) {
+			fmt_range(s->ranges[k].lo, s->ranges[k].hi, range,
+				  sizeof(range));
+			fprintf(out, "%s%s", k ? "," : "", range);
+		}
+		source_peers(s, out);
+		if (s->action == PH_ACT_DROP)
+			fputs(" deny", out);
+		if (s->flags & PH_RF_FTP_TRACK)
+			fputs(" ftp-track", out);
+		if (s->flags & PH_RF_FTPS_RANGE)
+			fputs(" ftps-range", out);
+		if (s->flags & PH_RF_FTPS_IMPLICIT)
+			fputs(" ftps-implicit", out);
+		fputc('\n', out);
+	}
 }

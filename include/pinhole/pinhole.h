@@ -12,7 +12,7 @@
 
 #include <linux/types.h>
 
-#define PH_LAYOUT_VERSION 7
+#define PH_LAYOUT_VERSION 8
 
 /* Default pin directory, overridable with --pin-dir or PINHOLE_PIN_DIR. */
 #define PH_DEFAULT_PIN_DIR "/sys/fs/bpf/pinhole"
@@ -187,6 +187,9 @@ struct ph_slot_meta {
 	__u64 loaded_ns;    /* CLOCK_MONOTONIC when this slot was written */
 };
 
+/* Room for a policy path in struct ph_state: Linux's PATH_MAX. */
+#define PH_POLICY_PATH_MAX 4096
+
 /* state: array [1]. */
 struct ph_state {
 	__u32 active_slot;
@@ -195,7 +198,10 @@ struct ph_state {
 	__u8 fail_open;       /* copy of ph_load_cfg.fail_open (for status) */
 	__u8 pad;
 	__u16 failsafe_port;  /* copy of ph_load_cfg.failsafe_port (for status) */
-	char policy[224];     /* path of the policy in force (for status) */
+	/* Absolute path of the policy in force (status, show), whole: a path
+	 * is at most PATH_MAX - 1 bytes, and longer ones are refused when the
+	 * policy is loaded. Written with the flip, in the same update. */
+	char policy[PH_POLICY_PATH_MAX];
 };
 
 /* service_names: array [PH_SLOTS * PH_MAX_RULES], index slot * PH_MAX_RULES
