@@ -17,6 +17,7 @@
 #include <bpf/bpf.h>
 
 #include "ftp.h"
+#include "flows_cmd.h"
 #include "ftps.h"
 #include "loader.h"
 #include "log.h"
@@ -707,13 +708,17 @@ static int do_status(struct ctx *c)
 	};
 	struct ph_iface recs[PH_IFACES_MAX];
 	struct ph_iface_live live[PH_IFACES_MAX];
-	__u64 count[ARRAY_SIZE(fill)];
+	__u64 count[ARRAY_SIZE(fill)], expired[ARRAY_SIZE(fill)] = {};
+	__u64 ring_used = 0;
+	__u32 ring_size = 0;
 	struct ph_instance inst;
 	struct ph_view v;
 	struct ph_table t;
 	__u64 now = ph_now_ns();
 	char age[32];
-	int r, n;
+	int r, n, ring_err;
+	long trk_pid = 0;
+	bool trk;
 
 	r = open_existing(&inst, c->pin_dir);
 	if (r)
@@ -730,6 +735,10 @@ static int do_status(struct ctx *c)
 		ph_iface_probe(&inst, &recs[i], &live[i]);
 	for (size_t i = 0; i < ARRAY_SIZE(fill); i++)
 		ph_map_count(inst.fd[fill[i].id], fill[i].key, &count[i]);
+	/* fill[0] and [1] are flows and half_open. */
+	ph_flows_count_expired(&inst, &expired[0], &expired[1]);
+	ring_err = ph_ringbuf_fill(c->pin_dir, "events", &ring_used, &ring_size);
+	trk = ph_trk_running(c->pin_dir, &trk_pid);
 	ph_fmt_duration(now - v.meta[v.st.active_slot].loaded_ns, age,
 			sizeof(age));
 
@@ -781,6 +790,17 @@ static int do_status(struct ctx *c)
 			ph_json_kv_uint(&j, "entries", count[i]);
 			ph_json_kv_uint(&j, "max_entries",
 					inst.max_entries[fill[i].id]);
+			if (i < 2)
+				ph_json_kv_uint(&j, "expired", expired[i]);
+			ph_json_object_end(&j);
+		}
+		if (!ring_err) {
+			ph_json_key(&j, "events");
+			ph_json_object_begin(&j);
+			ph_json_kv_string(&j, "type", "ringbuf");
+			ph_json_kv_uint(&j, "bytes_used", ring_used);
+			ph_json_kv_uint(&j, "bytes", ring_size);
+			ph_json_kv_bool(&j, "tracker_running", trk);
 			ph_json_object_end(&j);
 		}
 		ph_json_object_end(&j);
@@ -820,10 +840,20 @@ static int do_status(struct ctx *c)
 	}
 	indented_table_done(&t);
 	printf("maps\n");
-	for (size_t i = 0; i < ARRAY_SIZE(fill); i++)
-		printf("  %-10s %llu / %u\n", ph_map_name(fill[i].id),
+	for (size_t i = 0; i < ARRAY_SIZE(fill); i++) {
+		printf("  %-10s %llu / %u", ph_map_name(fill[i].id),
 		       (unsigned long long)count[i],
 		       inst.max_entries[fill[i].id]);
+		if (expired[i])
+			printf(" (%llu expired, not yet removed)",
+			       (unsigned long long)expired[i]);
+		printf("\n");
+	}
+	if (!ring_err)
+		printf("  %-10s ring buffer, %llu of %u bytes waiting (%s)\n",
+		       "events", (unsigned long long)ring_used, ring_size,
+		       trk ? "the tracker reads it" :
+		       "no tracker reads it: start 'pinhole daemon'");
 	ph_instance_close(&inst);
 	return PH_EXIT_OK;
 }
@@ -940,152 +970,26 @@ static int do_stats(struct ctx *c)
 
 /* ---------------------------------------------------------------- flows */
 
-static const char *flow_state_name(__u8 s, bool half_open)
-{
-	if (half_open)
-		return "half-open";
-	switch (s) {
-	case PH_FS_NEW: return "new";
-	case PH_FS_ESTABLISHED: return "established";
-	case PH_FS_CLOSING: return "closing";
-	}
-	return "?";
-}
-
-static const char *flow_origin_name(__u8 o)
-{
-	switch (o) {
-	case PH_FO_INBOUND: return "inbound";
-	case PH_FO_OUTBOUND: return "outbound";
-	case PH_FO_EXPECT: return "ftp-data";
-	case PH_FO_FTPS: return "ftps-range";
-	}
-	return "?";
-}
-
-struct flows_out {
-	struct ph_instance *inst;
-	struct ph_view v;
-	__u64 now;
-	struct ph_json *j;
-	struct ph_table *t;
-	__u64 n;
-};
-
-static bool is_icmp(__u8 proto)
-{
-	return proto == 1 || proto == 58;
-}
-
-static int flow_row(const struct ph_flow_key *k, const struct ph_flow *f,
-		    bool half_open, void *ctx)
-{
-	struct flows_out *o = ctx;
-	char proto[8], laddr[64], raddr[64], local[80], remote[80];
-	char age[32], idle[32], svc[PH_NAME_MAX];
-	const char *pn = ph_proto_name(k->proto, proto, sizeof(proto));
-	__u16 lport = ntohs(k->lport), rport = ntohs(k->rport);
-	__u64 age_ns = o->now > f->created_ns ? o->now - f->created_ns : 0;
-	__u64 idle_ns = o->now > f->last_seen_ns ? o->now - f->last_seen_ns : 0;
-
-	o->n++;
-	ph_fmt_addr(k->local, laddr, sizeof(laddr));
-	ph_fmt_addr(k->remote, raddr, sizeof(raddr));
-	ph_flow_service(o->inst, &o->v, f, svc, sizeof(svc));
-	if (o->j) {
-		struct ph_json *j = o->j;
-
-		ph_json_object_begin(j);
-		ph_json_kv_string(j, "table", half_open ? "half_open" : "flows");
-		ph_json_kv_string(j, "proto", pn);
-		ph_json_kv_string(j, "local_addr", laddr);
-		ph_json_kv_uint(j, is_icmp(k->proto) ? "icmp_id" : "local_port",
-				lport);
-		ph_json_kv_string(j, "remote_addr", raddr);
-		if (!is_icmp(k->proto))
-			ph_json_kv_uint(j, "remote_port", rport);
-		ph_json_kv_string(j, "state", flow_state_name(f->state, half_open));
-		ph_json_kv_string(j, "origin", flow_origin_name(f->origin));
-		ph_json_kv_uint(j, "age_ms", age_ns / 1000000ull);
-		ph_json_kv_uint(j, "idle_ms", idle_ns / 1000000ull);
-		ph_json_kv_string(j, "service", svc);
-		ph_json_kv_uint(j, "rule", f->rule);
-		ph_json_kv_uint(j, "session", f->session);
-		ph_json_kv_bool(j, "ftp_control", f->flags & PH_FF_FTP_CTRL);
-		ph_json_kv_bool(j, "ftps_control", f->flags & PH_FF_FTPS_CTRL);
-		ph_json_kv_bool(j, "ftps_counted", f->flags & PH_FF_FTPS_COUNTED);
-		ph_json_object_end(j);
-		return 0;
-	}
-	if (is_icmp(k->proto)) {
-		snprintf(local, sizeof(local), "%s id %u", laddr, lport);
-		ph_strlcpy(remote, raddr, sizeof(remote));
-	} else {
-		ph_fmt_addr_port(k->local, lport, local, sizeof(local));
-		ph_fmt_addr_port(k->remote, rport, remote, sizeof(remote));
-	}
-	ph_fmt_duration(age_ns, age, sizeof(age));
-	ph_fmt_duration(idle_ns, idle, sizeof(idle));
-	{
-		const char *row[] = { pn, local, remote,
-				      flow_state_name(f->state, half_open),
-				      flow_origin_name(f->origin), age, idle, svc };
-
-		ph_table_add(o->t, row);
-	}
-	return 0;
-}
-
 static int do_flows(struct ctx *c)
 {
-	static const char *const hdr[] = { "PROTO", "LOCAL", "REMOTE", "STATE",
-					   "ORIGIN", "|AGE", "|IDLE", "SERVICE" };
+	bool change = c->argc && (!strcmp(c->argv[0], "delete") ||
+				  !strcmp(c->argv[0], "flush"));
 	struct ph_instance inst;
-	struct flows_out o = {};
-	struct ph_table t;
-	struct ph_json j;
-	int r, err;
+	int lock = -1, r;
 
+	if (change) {
+		lock = ph_lock(c->pin_dir);
+		if (lock < 0)
+			return -lock;
+	}
 	r = open_existing(&inst, c->pin_dir);
-	if (r)
-		return r;
-	o.inst = &inst;
-	o.now = ph_now_ns();
-	err = ph_view_read(&inst, &o.v);
-	if (err) {
-		pr_warn("cannot read %s/state: %s", c->pin_dir, strerror(-err));
+	if (!r) {
+		r = ph_cmd_flows(&inst, c->json, c->argc, c->argv);
 		ph_instance_close(&inst);
-		return PH_EXIT_ENV;
 	}
-	if (c->json) {
-		ph_json_init(&j, stdout);
-		o.j = &j;
-		ph_json_object_begin(&j);
-		ph_json_kv_string(&j, "pin_dir", c->pin_dir);
-		ph_json_key(&j, "flows");
-		ph_json_array_begin(&j);
-	} else {
-		ph_table_init(&t, ARRAY_SIZE(hdr), hdr);
-		o.t = &t;
-	}
-	err = ph_flows_foreach(&inst, flow_row, &o);
-	ph_instance_close(&inst);
-	if (c->json) {
-		ph_json_array_end(&j);
-		ph_json_object_end(&j);
-		ph_json_finish(&j);
-	} else {
-		if (t.nrows)
-			ph_table_print(&t, stdout, "");
-		else
-			printf("(no flows)\n");
-		ph_table_free(&t);
-	}
-	if (err < 0) {
-		pr_warn("cannot read flows: %s", strerror(-err));
-		return PH_EXIT_ENV;
-	}
-	return PH_EXIT_OK;
+	if (lock >= 0)
+		ph_unlock(lock);
+	return r;
 }
 
 /* ------------------------------------------------------------- sessions */
@@ -1521,7 +1425,8 @@ static const struct cmd cmds[] = {
 	{ "detach", do_detach, O_ALL, true, 0, -1, "detach IFACE... | --all" },
 	{ "status", do_status, O_JSON, true, 0, 0, "status [-j]" },
 	{ "stats", do_stats, O_JSON, true, 0, 0, "stats [-j]" },
-	{ "flows", do_flows, O_JSON, true, 0, 0, "flows [-j]" },
+	{ "flows", do_flows, O_JSON, true, 0, -1,
+	  "flows [delete FILTER... | flush | FILTER...] [-j]" },
 	{ "sessions", do_sessions, O_JSON, true, 0, 0, "sessions [-j]" },
 	{ "help", do_help, 0, false, 0, 0, "help" },
 };

@@ -6,7 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <arpa/inet.h>
-#include <unistd.h>
+#include <sys/mman.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
@@ -498,6 +498,43 @@ int ph_ftp_dp_stats_read(const char *pin_dir, struct ph_ftp_dp_stats *sum)
 			for (int i = 0; i < N; i++)
 				out[i] += per[(size_t)c * N + i];
 	free(per);
+	close(fd);
+	return err;
+}
+
+int ph_ringbuf_fill(const char *pin_dir, const char *name, __u64 *used,
+		    __u32 *size)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+	volatile const __u64 *cons = MAP_FAILED, *prod = MAP_FAILED;
+	int fd = ph_pin_get(pin_dir, name), err = 0;
+
+	if (fd < 0)
+		return fd;
+	if (bpf_obj_get_info_by_fd(fd, &info, &len) ||
+	    info.type != BPF_MAP_TYPE_RINGBUF) {
+		close(fd);
+		return -EINVAL;
+	}
+	/* A BPF ring buffer is read through mmap, never with lookups (which
+	 * is why bpftool cannot dump it): page 0 holds the consumer position,
+	 * page 1 the producer's; both only grow. */
+	cons = mmap(NULL, (size_t)page, PROT_READ, MAP_SHARED, fd, 0);
+	prod = mmap(NULL, (size_t)page, PROT_READ, MAP_SHARED, fd, page);
+	if (cons == MAP_FAILED || prod == MAP_FAILED) {
+		err = -errno;
+	} else {
+		__u64 c = *cons, p = *prod;
+
+		*used = p > c ? p - c : 0;
+		*size = info.max_entries;
+	}
+	if (cons != MAP_FAILED)
+		munmap((void *)cons, (size_t)page);
+	if (prod != MAP_FAILED)
+		munmap((void *)prod, (size_t)page);
 	close(fd);
 	return err;
 }
