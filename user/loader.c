@@ -794,17 +794,21 @@ static int tc_attach(struct ph_instance *inst, const char *name, int ifindex,
 		return PH_EXIT_ENV;
 	}
 	rec->tc_hook_created = !err;
-	existing = tc_query(ifindex, PH_TC_HANDLE, PH_TC_PRIORITY);
-	if (existing && existing != inst->tc_prog_id) {
-		pr_warn("%s: a tc egress filter (handle %#x, pref %u, prog id %u) is in the way; remove it (tc filter del dev %s egress pref %u)",
-			name, PH_TC_HANDLE, PH_TC_PRIORITY, existing, name,
-			PH_TC_PRIORITY);
-		err = -EEXIST;
-		goto undo;
-	}
-	if (existing)
-		opts.flags = BPF_TC_F_REPLACE;
+	/* Attach first, query only if the place is taken: querying an empty
+	 * chain makes the kernel log "Cannot find specified filter chain",
+	 * which libbpf prints as a warning on every `-v attach`. */
 	err = bpf_tc_attach(&hook, &opts);
+	if (err == -EEXIST) {
+		existing = tc_query(ifindex, PH_TC_HANDLE, PH_TC_PRIORITY);
+		if (existing && existing != inst->tc_prog_id) {
+			pr_warn("%s: a tc egress filter (handle %#x, pref %u, prog id %u) is in the way; remove it (tc filter del dev %s egress pref %u)",
+				name, PH_TC_HANDLE, PH_TC_PRIORITY, existing,
+				name, PH_TC_PRIORITY);
+			goto undo;
+		}
+		opts.flags = BPF_TC_F_REPLACE;
+		err = bpf_tc_attach(&hook, &opts);
+	}
 	if (err) {
 		pr_warn("%s: cannot attach the TC egress program: %s", name,
 			strerror(-err));

@@ -51,6 +51,9 @@ struct ctx {
 	enum ph_xdp_mode mode;
 	struct ph_load_opts load;
 	unsigned int given; /* O_* seen on the command line */
+	/* detach: the interfaces it detached (printed at the end with -j) */
+	char detached[PH_IFACES_MAX][IF_NAMESIZE];
+	int ndetached;
 	int argc;           /* positional arguments after the command */
 	char **argv;
 };
@@ -299,6 +302,35 @@ undo:
 	return r;
 }
 
+/* attach -j: the instance, its policy and the interfaces attached. */
+static void json_attached(const struct ctx *c, const struct attached *a,
+			  const char *policy)
+{
+	struct ph_json j;
+
+	ph_json_init(&j, stdout);
+	ph_json_object_begin(&j);
+	ph_json_kv_string(&j, "pin_dir", c->pin_dir);
+	ph_json_kv_string(&j, "policy", policy);
+	ph_json_kv_uint(&j, "generation", a->generation);
+	ph_json_kv_bool(&j, "instance_created", a->created);
+	ph_json_key(&j, "attached");
+	ph_json_array_begin(&j);
+	for (int i = 0; i < a->n; i++) {
+		ph_json_object_begin(&j);
+		ph_json_kv_string(&j, "name", a->recs[i].name);
+		ph_json_kv_uint(&j, "ifindex", a->recs[i].ifindex);
+		ph_json_kv_string(&j, "xdp_mode",
+				  xdp_mode_name(0, a->recs[i].xdp_flags));
+		ph_json_kv_uint(&j, "xdp_prog_id", a->recs[i].xdp_prog_id);
+		ph_json_kv_uint(&j, "tc_prog_id", a->recs[i].tc_prog_id);
+		ph_json_object_end(&j);
+	}
+	ph_json_array_end(&j);
+	ph_json_object_end(&j);
+	ph_json_finish(&j);
+}
+
 static void print_attached(const struct attached *a, const char *verb)
 {
 	for (int i = 0; i < a->n; i++)
@@ -351,7 +383,13 @@ static int do_attach(struct ctx *c)
 		return -lock;
 	}
 	r = attach_ifaces(c, &pol, ifs, c->argc, a);
-	if (!r) {
+	if (!r && c->json) {
+		struct ph_view v;
+
+		json_attached(c, a, ph_view_read(&a->inst, &v) ? pol.path :
+				    v.st.policy);
+		ph_instance_close(&a->inst);
+	} else if (!r) {
 		print_attached(a, "attached");
 		printf("pinhole: enforcing %s (generation %u, pin dir %s)\n",
 		       pol.path, a->generation, c->pin_dir);
@@ -510,7 +548,7 @@ static int do_daemon(struct ctx *c)
 	if (!r) {
 		printf("pinhole: ready: tracking FTP sessions of %s (pid %ld%s); SIGINT or SIGTERM stops\n",
 		       c->pin_dir, (long)getpid(),
-		       c->syslog ? ", logging to syslog" : "");
+		       ph_trk_runner_syslog(trk) ? ", logging to syslog" : "");
 		fflush(stdout);
 		sig = ph_trk_runner_loop(trk, &stop);
 		ph_trk_runner_close(trk);
@@ -549,9 +587,20 @@ static int do_reload(struct ctx *c)
 		r = ph_policy_install(&inst, &pol, &gen);
 		ph_instance_close(&inst);
 	}
-	if (!r)
+	if (!r && c->json) {
+		struct ph_json j;
+
+		ph_json_init(&j, stdout);
+		ph_json_object_begin(&j);
+		ph_json_kv_string(&j, "pin_dir", c->pin_dir);
+		ph_json_kv_string(&j, "policy", pol.path);
+		ph_json_kv_uint(&j, "generation", gen);
+		ph_json_object_end(&j);
+		ph_json_finish(&j);
+	} else if (!r) {
 		printf("pinhole: reloaded %s (generation %u, pin dir %s)\n",
 		       pol.path, gen, c->pin_dir);
+	}
 	ph_unlock(lock);
 	ph_policy_free(&pol);
 	return r;
@@ -570,6 +619,34 @@ static const struct ph_iface *find_rec(const struct ph_iface *recs, int n,
 			return &recs[k];
 	}
 	return NULL;
+}
+
+/* "detached NAME" now, or in the JSON document at the end (-j). */
+static void said_detached(struct ctx *c, const char *name)
+{
+	if (!c->json) {
+		printf("pinhole: detached %s\n", name);
+		return;
+	}
+	if (c->ndetached < PH_IFACES_MAX)
+		ph_strlcpy(c->detached[c->ndetached++], name, IF_NAMESIZE);
+}
+
+static void json_detached(const struct ctx *c, bool removed)
+{
+	struct ph_json j;
+
+	ph_json_init(&j, stdout);
+	ph_json_object_begin(&j);
+	ph_json_kv_string(&j, "pin_dir", c->pin_dir);
+	ph_json_key(&j, "detached");
+	ph_json_array_begin(&j);
+	for (int i = 0; i < c->ndetached; i++)
+		ph_json_string(&j, c->detached[i]);
+	ph_json_array_end(&j);
+	ph_json_kv_bool(&j, "instance_removed", removed);
+	ph_json_object_end(&j);
+	ph_json_finish(&j);
 }
 
 static int detach_named(struct ctx *c, struct ph_instance *inst,
@@ -610,13 +687,13 @@ static int detach_named(struct ctx *c, struct ph_instance *inst,
 
 		r = r ? r : d;
 		if (!d)
-			printf("pinhole: detached %s\n", c->argv[i]);
+			said_detached(c, c->argv[i]);
 	}
 	return r;
 }
 
-static int detach_all(struct ph_instance *inst, const struct ph_iface *recs,
-		      int n)
+static int detach_all(struct ctx *c, struct ph_instance *inst,
+		      const struct ph_iface *recs, int n)
 {
 	int r = PH_EXIT_OK;
 
@@ -635,7 +712,7 @@ static int detach_all(struct ph_instance *inst, const struct ph_iface *recs,
 
 		r = r ? r : d;
 		if (!d)
-			printf("pinhole: detached %s\n", recs[k].name);
+			said_detached(c, recs[k].name);
 	}
 	return r;
 }
@@ -645,6 +722,7 @@ static int do_detach(struct ctx *c)
 	struct ph_iface recs[PH_IFACES_MAX];
 	struct ph_instance inst;
 	int r, n, lock;
+	bool removed;
 
 	if (c->all == (c->argc > 0)) {
 		pr_warn("detach: name interfaces or give --all (not both)");
@@ -655,13 +733,17 @@ static int do_detach(struct ctx *c)
 		return -lock;
 	r = ph_instance_open(&inst, c->pin_dir);
 	if (r == -ENOENT) {
-		if (c->all)
-			pr_warn("nothing attached (no pinhole instance at %s)",
-				c->pin_dir);
-		else
-			pr_warn("%s: not attached (pin dir %s)", c->argv[0],
-				c->pin_dir);
 		ph_unlock(lock);
+		if (c->all) {
+			/* The state asked for holds already: not an error
+			 * (scripts and cleanup stacks run it blindly). */
+			pr_info("nothing attached (no pinhole instance at %s); nothing to do",
+				c->pin_dir);
+			if (c->json)
+				json_detached(c, false);
+			return PH_EXIT_OK;
+		}
+		pr_warn("%s: not attached (pin dir %s)", c->argv[0], c->pin_dir);
 		return PH_EXIT_USER;
 	}
 	if (r) {
@@ -673,14 +755,18 @@ static int do_detach(struct ctx *c)
 	n = ph_ifaces_list(&inst, recs, PH_IFACES_MAX);
 	if (n < 0)
 		n = 0;
-	r = c->all ? detach_all(&inst, recs, n) : detach_named(c, &inst, recs, n);
+	r = c->all ? detach_all(c, &inst, recs, n) :
+		     detach_named(c, &inst, recs, n);
 	n = ph_ifaces_list(&inst, recs, PH_IFACES_MAX);
 	ph_instance_close(&inst);
-	if (n <= 0 && r != PH_EXIT_USER) {
+	removed = n <= 0 && r != PH_EXIT_USER;
+	if (removed) {
 		ph_instance_remove(c->pin_dir);
 		pr_debug("last interface detached; removed %s", c->pin_dir);
 	}
 	ph_unlock(lock);
+	if (c->json && r != PH_EXIT_USER)
+		json_detached(c, removed);
 	return r;
 }
 
@@ -1418,11 +1504,11 @@ static const struct cmd cmds[] = {
 	{ "show", do_show, O_JSON, true, 0, 0, "show [-j]" },
 	{ "run", do_run, O_POLICY | O_LOAD | O_SYSLOG, true, 1, -1,
 	  "run --policy POLICY [--mode auto|native|generic] [--syslog] IFACE..." },
-	{ "attach", do_attach, O_POLICY | O_LOAD, true, 1, -1,
-	  "attach --policy POLICY [--mode auto|native|generic] IFACE..." },
+	{ "attach", do_attach, O_POLICY | O_LOAD | O_JSON, true, 1, -1,
+	  "attach --policy POLICY [--mode auto|native|generic] [-j] IFACE..." },
 	{ "daemon", do_daemon, O_SYSLOG, true, 0, 0, "daemon [--syslog]" },
-	{ "reload", do_reload, O_POLICY, true, 0, 0, "reload --policy POLICY" },
-	{ "detach", do_detach, O_ALL, true, 0, -1, "detach IFACE... | --all" },
+	{ "reload", do_reload, O_POLICY | O_JSON, true, 0, 0, "reload --policy POLICY [-j]" },
+	{ "detach", do_detach, O_ALL | O_JSON, true, 0, -1, "detach IFACE... | --all [-j]" },
 	{ "status", do_status, O_JSON, true, 0, 0, "status [-j]" },
 	{ "stats", do_stats, O_JSON, true, 0, 0, "stats [-j]" },
 	{ "flows", do_flows, O_JSON, true, 0, -1,
@@ -1450,7 +1536,8 @@ static void usage(FILE *out)
 		"  --pin-dir DIR        instance pin directory (default %s, or $PINHOLE_PIN_DIR)\n"
 		"  -v, --verbose        debug and libbpf logs (-vv: libbpf debug too);\n"
 		"                       stats lists every reason\n"
-		"  -j, --json           JSON output (check, status, stats, flows, sessions)\n"
+		"  -j, --json           JSON output (check, show, status, stats, flows, sessions,\n"
+		"                       attach, reload, detach; refused by run, daemon)\n"
 		"  -p, --policy FILE    policy to enforce (run, attach, reload)\n"
 		"  -m, --mode MODE      XDP mode: auto (native, else generic), native, generic\n"
 		"  --failsafe-port N    TCP port always admitted inbound (e.g. 22)\n"
@@ -1623,6 +1710,14 @@ int main(int argc, char **argv)
 	c.argc--;
 	c.argv++;
 	extra = c.given & ~cmd->opts;
+	if (extra & O_JSON) {
+		/* Say why rather than ignore it: scripts would parse text. */
+		pr_warn("%s: -j (JSON) is not supported: %s", cmd->name,
+			!strcmp(cmd->name, "run") || !strcmp(cmd->name, "daemon") ?
+			"it runs in the foreground and logs text lines; use 'attach -j' (and 'daemon'), then 'status -j'" :
+			"this command prints no document");
+		return PH_EXIT_USER;
+	}
 	if (extra) {
 		pr_warn("%s: option %s does not apply; usage: pinhole %s",
 			cmd->name, opt_name(extra & -extra), cmd->usage);
