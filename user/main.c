@@ -323,6 +323,8 @@ static void json_attached(const struct ctx *c, const struct attached *a,
 		ph_json_kv_string(&j, "xdp_mode",
 				  xdp_mode_name(0, a->recs[i].xdp_flags));
 		ph_json_kv_uint(&j, "xdp_prog_id", a->recs[i].xdp_prog_id);
+		ph_json_kv_string(&j, "xdp_attach", a->recs[i].xdp_dispatcher ?
+				  "dispatcher" : "direct");
 		ph_json_kv_uint(&j, "tc_prog_id", a->recs[i].tc_prog_id);
 		ph_json_object_end(&j);
 	}
@@ -334,9 +336,10 @@ static void json_attached(const struct ctx *c, const struct attached *a,
 static void print_attached(const struct attached *a, const char *verb)
 {
 	for (int i = 0; i < a->n; i++)
-		printf("pinhole: %s %s (%s XDP, prog ids %u/%u)\n", verb,
+		printf("pinhole: %s %s (%s XDP%s, prog ids %u/%u)\n", verb,
 		       a->recs[i].name,
 		       xdp_mode_name(0, a->recs[i].xdp_flags),
+		       a->recs[i].xdp_dispatcher ? " in libxdp's dispatcher" : "",
 		       a->recs[i].xdp_prog_id, a->recs[i].tc_prog_id);
 }
 
@@ -858,6 +861,9 @@ static int do_status(struct ctx *c)
 					  xdp_mode_name(live[i].xdp_attach_mode,
 							recs[i].xdp_flags));
 			ph_json_kv_uint(&j, "xdp_prog_id", live[i].xdp_prog_id);
+			ph_json_kv_string(&j, "xdp_attach",
+					  recs[i].xdp_dispatcher ? "dispatcher" :
+					  "direct");
 			ph_json_kv_uint(&j, "tc_prog_id", live[i].tc_prog_id);
 			ph_json_kv_string(&j, "state",
 					  live[i].state == PH_IFACE_LIVE ? "attached" :

@@ -349,7 +349,8 @@ struct ph_iface {
 	__u32 tc_handle;      /* our egress filter: handle and priority */
 	__u16 tc_priority;
 	__u8 tc_hook_created; /* 1: we created clsact, so detach destroys it */
-	__u8 pad;
+	__u8 xdp_dispatcher;  /* 1: xdp_prog_id is a member of libxdp's
+			       * dispatcher, not attached to the device */
 	__u64 netns_ino;      /* network namespace of ifindex (/proc/self/ns/net) */
 };
 #define PH_IFACES_MAX 64
