@@ -405,6 +405,10 @@ static void source_peers(const struct ph_service *s, FILE *out)
 	qsort(r, (size_t)s->npeers, sizeof(*r), cmp_peer_ref);
 	for (i = 0; i < s->npeers; i++) {
 		ph_peer_format(r[i].key, buf, sizeof(buf));
+		/* "any" alone would compile to no trie at all (PEER_ANY):
+		 * a lone ::/0 in the trie is written as such. */
+		if (s->npeers == 1 && !r[i].key->prefixlen)
+			snprintf(buf, sizeof(buf), "::/0");
 		fprintf(out, "%s%s%s", i ? ", " : "",
 			r[i].action == PH_ACT_DROP ? "!" : "", buf);
 	}

@@ -13,8 +13,11 @@
 #include <sys/resource.h>
 #include <arpa/inet.h>
 
+#include <xdp/libxdp.h>
+
 #include "flow_filter.h"
 #include "policy.h"
+#include "xdp_multi.h"
 #include "check.h"
 
 static double now_s(void)
@@ -114,6 +117,7 @@ static void run_round_trip(void)
 		"service act in tcp sport 20 from 203.0.113.0/24\n"
 		"service web in tcp 443,80,8080-8090 from any\n",
 		"service v6 in udp 5000-5100,4000 from ::/0, !fd00::/8\n",
+		"service all in tcp 1 from ::/0\nservice all4 in tcp 2 from 0.0.0.0/0\n",
 		"ftp-ttl 1500ms\nservice ftp in tcp 21 ftp-track\n",
 	};
 	glob_t g;
@@ -415,8 +419,30 @@ static void run_expiry(void)
 	       "icmp: 30 s");
 }
 
+/* libxdp reads pinhole's order among other XDP programs from the built
+ * object's .xdp_run_config: priority PH_XDP_RUN_PRIO, go on after XDP_PASS
+ * only. */
+static void run_xdp_run_config(void)
+{
+	struct xdp_program *p =
+		xdp_program__open_file(".output/xdp_ingress.bpf.o", "xdp", NULL);
+
+	cur_case = "xdp run config";
+	EXPECT(!libxdp_get_error(p), "libxdp cannot open .output/xdp_ingress.bpf.o");
+	if (libxdp_get_error(p))
+		return;
+	EXPECT(xdp_program__run_prio(p) == PH_XDP_RUN_PRIO, "priority %u, want %d",
+	       xdp_program__run_prio(p), PH_XDP_RUN_PRIO);
+	for (unsigned int a = XDP_ABORTED; a <= XDP_REDIRECT; a++)
+		EXPECT(xdp_program__chain_call_enabled(p, a) == (a == XDP_PASS),
+		       "chain call on action %u: %d", a,
+		       xdp_program__chain_call_enabled(p, a));
+	xdp_program__close(p);
+}
+
 int main(void)
 {
+	run_xdp_run_config();
 	run_stream();
 	run_round_trip();
 	run_filters();
