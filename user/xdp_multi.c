@@ -144,9 +144,6 @@ int ph_xdp_dispatcher_attach(const struct ph_instance *inst, const char *name,
 			 name, err);
 		native = false;
 		err = xdp_program__attach(xp, ifindex, libxdp_mode(false), 0);
-		if (!err)
-			pr_info("%s: native XDP unavailable; using generic mode, which is slower",
-				name);
 	}
 	if (err) {
 		libxdp_strerror(err, msg, sizeof(msg));
@@ -165,6 +162,9 @@ int ph_xdp_dispatcher_attach(const struct ph_instance *inst, const char *name,
 		err = -EOPNOTSUPP;
 		goto out;
 	}
+	if (!native && mode == PH_MODE_AUTO)
+		pr_info("%s: native XDP unavailable; using generic mode, which is slower",
+			name);
 	rec->xdp_prog_id = xdp_program__id(xp);
 	rec->xdp_flags = native ? XDP_FLAGS_DRV_MODE : XDP_FLAGS_SKB_MODE;
 	rec->xdp_dispatcher = 1;
