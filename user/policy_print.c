@@ -24,6 +24,18 @@ void ph_policy_error_format(const struct ph_policy_error *err, char *buf,
 		snprintf(buf, len, "%s: error: %s", err->file, err->msg);
 }
 
+/* Service flags as the language writes them, in the order every output
+ * lists them. */
+static const struct {
+	__u16 flag;
+	const char *word;
+} flag_words[] = {
+	{ PH_RF_FTP_TRACK, "ftp-track" },
+	{ PH_RF_FTPS_RANGE, "ftps-range" },
+	{ PH_RF_FTPS_IMPLICIT, "ftps-implicit" },
+};
+#define NFLAG_WORDS (sizeof(flag_words) / sizeof(flag_words[0]))
+
 static const char *verdict(__u8 action)
 {
 	return action == PH_ACT_ALLOW ? "allow" : "drop";
@@ -119,12 +131,9 @@ static void cell_flags(__u16 flags, char *buf, size_t len)
 	bool full = false;
 
 	buf[0] = 0;
-	if (flags & PH_RF_FTP_TRACK)
-		cell_add(buf, len, "ftp-track", &full);
-	if (flags & PH_RF_FTPS_RANGE)
-		cell_add(buf, len, "ftps-range", &full);
-	if (flags & PH_RF_FTPS_IMPLICIT)
-		cell_add(buf, len, "ftps-implicit", &full);
+	for (size_t i = 0; i < NFLAG_WORDS; i++)
+		if (flags & flag_words[i].flag)
+			cell_add(buf, len, flag_words[i].word, &full);
 	if (!buf[0])
 		snprintf(buf, len, "-");
 }
@@ -175,21 +184,29 @@ static void print_services(const struct ph_policy *pol, FILE *out)
 	}
 }
 
-static void print_human(const struct ph_policy *pol, FILE *out)
+/* The settings through three formats: default in/out, icmp-echo in/out
+ * (two %s each), ftp-ttl (one %s). */
+static void print_settings(const struct ph_policy *pol, FILE *out,
+			   const char *def, const char *icmp, const char *ttl_fmt)
 {
 	char ttl[16];
-	int i;
 
 	fmt_ttl(pol->ftp_ttl_ms, ttl, sizeof(ttl));
+	fprintf(out, def, verdict(pol->default_verdict[PH_DIR_IN]),
+		verdict(pol->default_verdict[PH_DIR_OUT]));
+	fprintf(out, icmp, verdict(pol->icmp_echo[PH_DIR_IN]),
+		verdict(pol->icmp_echo[PH_DIR_OUT]));
+	fprintf(out, ttl_fmt, ttl);
+}
+
+static void print_human(const struct ph_policy *pol, FILE *out)
+{
+	int i;
+
 	fprintf(out, "policy: %s\n", pol->path);
 	fprintf(out, "settings:\n");
-	fprintf(out, "  default    in %s, out %s\n",
-		verdict(pol->default_verdict[PH_DIR_IN]),
-		verdict(pol->default_verdict[PH_DIR_OUT]));
-	fprintf(out, "  icmp-echo  in %s, out %s\n",
-		verdict(pol->icmp_echo[PH_DIR_IN]),
-		verdict(pol->icmp_echo[PH_DIR_OUT]));
-	fprintf(out, "  ftp-ttl    %s\n", ttl);
+	print_settings(pol, out, "  default    in %s, out %s\n",
+		       "  icmp-echo  in %s, out %s\n", "  ftp-ttl    %s\n");
 	print_services(pol, out);
 	fprintf(out, "rules: %d of %d\n", pol->nrules, PH_MAX_RULES);
 	fprintf(out, "peer entries: %d of %d\n", pol->npeer_entries,
@@ -256,12 +273,11 @@ static void json_flags(FILE *out, __u16 flags)
 	const char *sep = "";
 
 	fputc('[', out);
-	if (flags & PH_RF_FTP_TRACK)
-		fprintf(out, "%s\"ftp-track\"", sep), sep = ", ";
-	if (flags & PH_RF_FTPS_RANGE)
-		fprintf(out, "%s\"ftps-range\"", sep), sep = ", ";
-	if (flags & PH_RF_FTPS_IMPLICIT)
-		fprintf(out, "%s\"ftps-implicit\"", sep);
+	for (size_t i = 0; i < NFLAG_WORDS; i++)
+		if (flags & flag_words[i].flag) {
+			fprintf(out, "%s\"%s\"", sep, flag_words[i].word);
+			sep = ", ";
+		}
 	fputc(']', out);
 }
 
@@ -417,17 +433,11 @@ static void source_peers(const struct ph_service *s, FILE *out)
 
 void ph_policy_print_source(const struct ph_policy *pol, FILE *out)
 {
-	char ttl[16], range[16];
+	char range[16];
 	int i, k;
 
-	fmt_ttl(pol->ftp_ttl_ms, ttl, sizeof(ttl));
-	fprintf(out, "default in %s\ndefault out %s\n",
-		verdict(pol->default_verdict[PH_DIR_IN]),
-		verdict(pol->default_verdict[PH_DIR_OUT]));
-	fprintf(out, "icmp-echo in %s\nicmp-echo out %s\n",
-		verdict(pol->icmp_echo[PH_DIR_IN]),
-		verdict(pol->icmp_echo[PH_DIR_OUT]));
-	fprintf(out, "ftp-ttl %s\n", ttl);
+	print_settings(pol, out, "default in %s\ndefault out %s\n",
+		       "icmp-echo in %s\nicmp-echo out %s\n", "ftp-ttl %s\n");
 	for (i = 0; i < pol->nservices; i++) {
 		const struct ph_service *s = &pol->services[i];
 
@@ -442,12 +452,9 @@ void ph_policy_print_source(const struct ph_policy *pol, FILE *out)
 		source_peers(s, out);
 		if (s->action == PH_ACT_DROP)
 			fputs(" deny", out);
-		if (s->flags & PH_RF_FTP_TRACK)
-			fputs(" ftp-track", out);
-		if (s->flags & PH_RF_FTPS_RANGE)
-			fputs(" ftps-range", out);
-		if (s->flags & PH_RF_FTPS_IMPLICIT)
-			fputs(" ftps-implicit", out);
+		for (size_t f = 0; f < NFLAG_WORDS; f++)
+			if (s->flags & flag_words[f].flag)
+				fprintf(out, " %s", flag_words[f].word);
 		fputc('\n', out);
 	}
 }

@@ -280,19 +280,27 @@ static void key4(struct ph_flow_key *k, const char *l, int lp, const char *r,
 	k->proto = proto;
 }
 
-static bool match(const char *args, const struct ph_flow_key *k,
-		  const struct ph_flow *f, bool half_open, __u64 now)
+/* Parse the words of args as flows filters. */
+static int parse_words(const char *args, struct ph_flow_filter *flt, char *why,
+		       size_t len)
 {
 	char buf[256], *argv[16], *save = NULL;
-	struct ph_flow_filter flt;
-	char why[256];
 	int argc = 0;
 
 	snprintf(buf, sizeof(buf), "%s", args);
 	for (char *w = strtok_r(buf, " ", &save); w && argc < 16;
 	     w = strtok_r(NULL, " ", &save))
 		argv[argc++] = w;
-	if (ph_flow_filter_parse(&flt, argc, argv, why, sizeof(why))) {
+	return ph_flow_filter_parse(flt, argc, argv, why, len);
+}
+
+static bool match(const char *args, const struct ph_flow_key *k,
+		  const struct ph_flow *f, bool half_open, __u64 now)
+{
+	struct ph_flow_filter flt;
+	char why[256];
+
+	if (parse_words(args, &flt, why, sizeof(why))) {
 		EXPECT(0, "filter '%s' refused: %s", args, why);
 		return false;
 	}
@@ -301,16 +309,10 @@ static bool match(const char *args, const struct ph_flow_key *k,
 
 static void expect_refused(const char *args, const char *want)
 {
-	char buf[256], *argv[16], *save = NULL;
 	struct ph_flow_filter flt;
 	char why[256] = "";
-	int argc = 0;
 
-	snprintf(buf, sizeof(buf), "%s", args);
-	for (char *w = strtok_r(buf, " ", &save); w && argc < 16;
-	     w = strtok_r(NULL, " ", &save))
-		argv[argc++] = w;
-	EXPECT(ph_flow_filter_parse(&flt, argc, argv, why, sizeof(why)) &&
+	EXPECT(parse_words(args, &flt, why, sizeof(why)) &&
 		       strstr(why, want),
 	       "filter '%s': want an error with '%s', got '%s'", args, want, why);
 }
