@@ -914,17 +914,18 @@ static int do_status(struct ctx *c)
 	printf("interfaces\n");
 	ph_table_init(&t, ARRAY_SIZE(hdr), hdr);
 	for (int i = 0; i < n; i++) {
-		char idx[16], xid[16], tid[16];
+		char idx[16], xid[16], tid[16], mode[32];
 		const char *row[ARRAY_SIZE(hdr)] = {
-			recs[i].name, idx,
-			xdp_mode_name(live[i].xdp_attach_mode, recs[i].xdp_flags),
-			xid, tid,
+			recs[i].name, idx, mode, xid, tid,
 			live[i].state == PH_IFACE_LIVE ? "attached" :
 			live[i].state == PH_IFACE_FOREIGN ? "other netns" :
 			"gone", age,
 		};
 
 		snprintf(idx, sizeof(idx), "%u", recs[i].ifindex);
+		snprintf(mode, sizeof(mode), "%s%s",
+			 xdp_mode_name(live[i].xdp_attach_mode, recs[i].xdp_flags),
+			 recs[i].xdp_dispatcher ? " (dispatcher)" : "");
 		snprintf(xid, sizeof(xid), "%u", live[i].xdp_prog_id);
 		snprintf(tid, sizeof(tid), "%u", live[i].tc_prog_id);
 		ph_fmt_duration(now - recs[i].attached_ns, age, sizeof(age));
