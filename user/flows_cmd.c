@@ -241,7 +241,7 @@ int ph_cmd_flows(const struct ph_instance *inst, bool json, int argc,
 }
 
 struct expired_count {
-	__u64 now, n[2];
+	__u64 now, n[2], expired[2];
 };
 
 static int count_expired(const struct ph_flow_key *k, const struct ph_flow *f,
@@ -250,17 +250,20 @@ static int count_expired(const struct ph_flow_key *k, const struct ph_flow *f,
 	struct expired_count *c = ctx;
 	__u64 left;
 
-	c->n[half_open] += !ph_flow_expires_in(k, f, half_open, c->now, &left);
+	c->n[half_open]++;
+	c->expired[half_open] += !ph_flow_expires_in(k, f, half_open, c->now, &left);
 	return 0;
 }
 
-int ph_flows_count_expired(const struct ph_instance *inst, __u64 *flows,
-			   __u64 *half_open)
+int ph_flows_count(const struct ph_instance *inst, __u64 entries[2],
+		   __u64 expired[2])
 {
 	struct expired_count c = { .now = ph_now_coarse_ns() };
 	int err = ph_flows_foreach(inst, count_expired, &c);
 
-	*flows = c.n[0];
-	*half_open = c.n[1];
+	for (int t = 0; t < 2; t++) {
+		entries[t] = c.n[t];
+		expired[t] = c.expired[t];
+	}
 	return err;
 }

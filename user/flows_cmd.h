@@ -16,9 +16,10 @@
 int ph_cmd_flows(const struct ph_instance *inst, bool json, int argc,
 		 char **argv);
 
-/* Entries of flows and half_open that have expired but are still in the
- * maps (for status). 0 or -errno. */
-int ph_flows_count_expired(const struct ph_instance *inst, __u64 *flows,
-			   __u64 *half_open);
+/* Entries of flows ([0]) and half_open ([1]), and of those the ones that
+ * have expired but are still in the map (for status), in one walk. 0 or
+ * -errno. */
+int ph_flows_count(const struct ph_instance *inst, __u64 entries[2],
+		   __u64 expired[2]);
 
 #endif /* PH_USER_FLOWS_CMD_H */

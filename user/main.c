@@ -822,10 +822,11 @@ static int do_status(struct ctx *c)
 		n = 0;
 	for (int i = 0; i < n; i++)
 		ph_iface_probe(&inst, &recs[i], &live[i]);
-	for (size_t i = 0; i < ARRAY_SIZE(fill); i++)
+	/* fill[0] and [1] are flows and half_open: counted with their
+	 * expired entries in one walk. */
+	ph_flows_count(&inst, count, expired);
+	for (size_t i = 2; i < ARRAY_SIZE(fill); i++)
 		ph_map_count(inst.fd[fill[i].id], fill[i].key, &count[i]);
-	/* fill[0] and [1] are flows and half_open. */
-	ph_flows_count_expired(&inst, &expired[0], &expired[1]);
 	ring_err = ph_ringbuf_fill(c->pin_dir, "events", &ring_used, &ring_size);
 	trk = ph_trk_running(c->pin_dir, &trk_pid);
 	ph_fmt_duration(now - v.meta[v.st.active_slot].loaded_ns, age,
