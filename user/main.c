@@ -591,12 +591,15 @@ static int do_reload(struct ctx *c)
 		ph_instance_close(&inst);
 	}
 	if (!r && c->json) {
+		char abs[PATH_MAX];
 		struct ph_json j;
 
 		ph_json_init(&j, stdout);
 		ph_json_object_begin(&j);
 		ph_json_kv_string(&j, "pin_dir", c->pin_dir);
-		ph_json_kv_string(&j, "policy", pol.path);
+		/* The path as stored (status, show): absolute. */
+		ph_json_kv_string(&j, "policy",
+				  realpath(pol.path, abs) ? abs : pol.path);
 		ph_json_kv_uint(&j, "generation", gen);
 		ph_json_object_end(&j);
 		ph_json_finish(&j);
