@@ -111,6 +111,14 @@ int ph_xdp_dispatcher_attach(const struct ph_instance *inst, const char *name,
 	bool native = mode != PH_MODE_GENERIC;
 
 	quiet_libxdp();
+	/* Without extension programs libxdp would try its dispatcher, fail,
+	 * and attach a copy of our program alone: find out first (libbpf's
+	 * probe, as `bpftool feature probe` shows it). A probe that cannot
+	 * tell (< 0) leaves the decision to libxdp. */
+	if (!libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_EXT, NULL)) {
+		snprintf(why, len, "this kernel does not load BPF extension (freplace) programs, which the dispatcher's members are");
+		return -EOPNOTSUPP;
+	}
 	skel = xdp_ingress_bpf__open_opts(&opts);
 	if (!skel) {
 		snprintf(why, len, "cannot open the ingress object: %s",
