@@ -34,6 +34,7 @@ err=$PH_TMP/err
 # run CMD...: stdout in $out, stderr in $err; returns CMD's exit code.
 run() { "$@" >"$out" 2>"$err"; }
 jget() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$@"; }
+# shellcheck disable=SC2317 # called through ph_check
 has() { grep -Eq -- "$1" "${2:-$out}"; }
 
 ph_section "show = check --print, every preset"
