@@ -80,6 +80,20 @@ ph_pinhole show >"$PH_TMP/show.txt"
 "$PH_BIN" check --print "$long/p.policy" >"$PH_TMP/check.txt"
 ph_check "show = check --print (sets, exclusions, tcp,udp)" diff -u "$PH_TMP/check.txt" "$PH_TMP/show.txt"
 
+# A port table that disagrees with the rules (written behind pinhole's back):
+# show refuses to print a policy that is not the one enforced.
+run ph_pinhole status -j
+slot=$(jget "$out" 'd["active_slot"]')
+idx=$((slot * 8 * 65536 + 9)) # PH_PORT_IDX(slot, tcp, in_dport, 9)
+# shellcheck disable=SC2046 # the bytes are words
+ph_expect_ok "write rule 1 into tcp port 9 of the active port table" \
+	bpftool map update pinned "$P/ports" key $(printf '%d %d %d %d' $((idx & 255)) $((idx >> 8 & 255)) $((idx >> 16 & 255)) $((idx >> 24))) value 1 0
+run ph_pinhole show
+ph_check "show exits 2 and says where the maps differ" sh -c "[ $? = 2 ] && grep -q 'port 9 holds rule 1, the text compiles to 0' '$err'"
+run ph_pinhole reload --policy "$long/p.policy"
+run ph_pinhole show
+ph_check "after a reload show prints again" test $? = 0
+
 ph_section "flows: filters, delete, flush"
 ph_srv python3 -c '
 import socket, sys, time
