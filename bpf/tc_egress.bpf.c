@@ -115,7 +115,7 @@ static __always_inline __u32 egress_policy(const struct ph_flow_key *k,
 
 	if ((reason == PH_R_PASS_POLICY || reason == PH_R_PASS_DEFAULT) &&
 	    ph_pkt_opens(p))
-		ph_half_open_add(k, PH_FO_OUTBOUND,
+		ph_half_open_add(k, p, PH_FO_OUTBOUND,
 				 PH_FF_INIT_OUT | ph_rule_flow_flags(rflags),
 				 v, 0, clk);
 	return reason;
@@ -208,6 +208,8 @@ static __always_inline __u32 egress_verdict(struct __sk_buff *skb,
 	f = p->proto == IPPROTO_TCP && ph_tcp_is_syn(p) ?
 		    NULL :
 		    bpf_map_lookup_elem(&flows, &k);
+	if (f && ph_flow_superseded(f, &k, p))
+		f = NULL;
 	if (f) {
 		/* The flag first: other flows pay this test alone. */
 		if (ph_unlikely((f->flags & PH_FF_CTRL_ANY) &&
@@ -226,8 +228,8 @@ static __always_inline __u32 egress_verdict(struct __sk_buff *skb,
 	if (ph_pkt_opens(p)) {
 		exp = ph_expect_take(&k, PH_DIR_OUT, &clk, &session);
 		if (exp == PH_EXP_TAKEN) {
-			ph_half_open_add(&k, PH_FO_EXPECT, PH_FF_INIT_OUT, 0,
-					 session, &clk);
+			ph_half_open_add(&k, p, PH_FO_EXPECT, PH_FF_INIT_OUT,
+					 0, session, &clk);
 			return PH_R_PASS_EXPECT;
 		}
 	}

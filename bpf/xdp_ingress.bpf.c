@@ -171,7 +171,8 @@ static __always_inline __u32 ingress_syn(struct xdp_md *ctx,
 	if (watch_exp) {
 		exp = ph_expect_take(k, PH_DIR_IN, clk, &session);
 		if (exp == PH_EXP_TAKEN) {
-			ph_half_open_add(k, PH_FO_EXPECT, 0, 0, session, clk);
+			ph_half_open_add(k, p, PH_FO_EXPECT, 0, 0, session,
+					 clk);
 			return PH_R_PASS_EXPECT;
 		}
 	}
@@ -196,7 +197,7 @@ static __always_inline __u32 ingress_syn(struct xdp_md *ctx,
 	} else if (!watch_ho && !watch_exp) {
 		ph_flow_key_init(k, p, PH_DIR_IN);
 	}
-	ph_half_open_add(k,
+	ph_half_open_add(k, p,
 			 reason == PH_R_PASS_FTPS_RANGE ? PH_FO_FTPS :
 							  PH_FO_INBOUND,
 			 ph_rule_flow_flags(rflags), v, 0, clk);
@@ -379,6 +380,8 @@ static __always_inline __u32 ingress_verdict(struct xdp_md *ctx,
 
 	ph_flow_key_init(&k, p, PH_DIR_IN);
 	f = bpf_map_lookup_elem(&flows, &k);
+	if (f && ph_flow_superseded(f, &k, p))
+		f = NULL;
 	if (f) {
 		/* The flag first: other flows pay this test alone. */
 		if (ph_unlikely((f->flags & PH_FF_CTRL_ANY) &&
@@ -406,8 +409,8 @@ static __always_inline __u32 ingress_verdict(struct xdp_md *ctx,
 	/* Only a connection opener creates state: TCP without SYN passes
 	 * statelessly, so a flood of stray ACKs cannot fill any table. */
 	if (ph_admitted(reason) && p->proto == IPPROTO_UDP)
-		ph_half_open_add(&k, PH_FO_INBOUND, ph_rule_flow_flags(rflags),
-				 v, 0, &clk);
+		ph_half_open_add(&k, p, PH_FO_INBOUND,
+				 ph_rule_flow_flags(rflags), v, 0, &clk);
 	return reason;
 }
 

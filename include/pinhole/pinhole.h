@@ -240,6 +240,11 @@ enum ph_flow_origin {
 /* An FTPS control connection the datapath counts in ftps_peers (ctrl.h):
  * set when the count is taken, cleared when it is given back. */
 #define PH_FF_FTPS_COUNTED (1u << 5)
+/* A half_open entry made by a TCP SYN: ph_flow.syn_seq holds its sequence
+ * number, so a retransmitted SYN (same number) is told from a new
+ * connection on the same 4-tuple (another one), which must take its own
+ * pinhole or policy check. */
+#define PH_FF_SYN_SEQ (1u << 6)
 
 struct ph_flow {
 	__u64 created_ns;
@@ -251,8 +256,13 @@ struct ph_flow {
 	__u16 rule;  /* rule index + 1 that admitted it (0: none) */
 	__u16 pad1;
 	__u32 session; /* FTP session id for control and data flows */
-	__u32 checked_jiffies; /* datapath-private (low 32 bits of jiffies at
-				* the last timeout check); userspace writes 0 */
+	union {
+		__u32 checked_jiffies; /* flows, datapath-private (low 32 bits
+					* of jiffies at the last timeout check);
+					* userspace writes 0 */
+		__u32 syn_seq; /* half_open with PH_FF_SYN_SEQ: the SYN's
+				* sequence number */
+	};
 };
 
 /* Idle timeouts (load-time configurable through struct ph_load_cfg). */
