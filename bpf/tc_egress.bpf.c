@@ -146,6 +146,46 @@ __attribute__((noinline)) int ph_tc_copy(struct __sk_buff *skb, __u32 i)
 }
 
 /*
+ * The checksum check of ftp.h ("TCP checksums") for a segment the local
+ * stack sends. Its own segments carry only the pseudo-header sum
+ * (CHECKSUM_PARTIAL: the device or the software fallback completes it
+ * after this hook), or a complete one: both are accepted, so the local
+ * stack's segments are trusted by construction, and so is a segment
+ * longer than what is summed (a TSO/GSO super-packet is always partial).
+ * What fails is a locally forged one (a raw socket) with a wrong value.
+ * Global: verified once.
+ */
+__attribute__((noinline)) int ph_tc_csum(struct __sk_buff *skb)
+{
+	__u32 idx = PH_DIR_OUT, i;
+	struct ph_ftp_scratch *sc = bpf_map_lookup_elem(&ftp_scratch, &idx);
+	__u64 thl, ihl; /* 64 bits, fenced: the checked register is the one
+			 * the helper gets */
+
+	if (!sc)
+		return PH_CS_BAD;
+	thl = sc->in.payload_off - sc->in.l4_off;
+	ihl = sc->in.l4_off - sc->in.l3_off;
+	asm volatile("" : "+r"(thl), "+r"(ihl));
+	if (thl < 20 || thl > 60)
+		return PH_CS_BAD;
+	if (ph_key_is_v4(&sc->in.key) &&
+	    (ihl < 20 || ihl > 60 ||
+	     bpf_skb_load_bytes(skb, sc->in.l3_off, sc->cs_ip, ihl)))
+		return PH_CS_BAD;
+	if (bpf_skb_load_bytes(skb, sc->in.l4_off, sc->cs_th, thl))
+		return PH_CS_BAD;
+	if (sc->in.payload_len > PH_CS_MAX)
+		return PH_CS_OK;
+	sc->cs_sum = 0;
+#pragma clang loop unroll(disable)
+	for (i = 0; i < PH_CTRL_CHUNKS && !sc->in.unverified; i++)
+		if (ph_ftp_csum_chunk(sc, i, ph_tc_copy(skb, i)))
+			sc->in.unverified = 1;
+	return ph_ftp_csum_judge(PH_DIR_OUT, thl, 1);
+}
+
+/*
  * The FTP work for the packet stashed in the scratch (ph_ftp_stash()),
  * up to the records: start the segment. (Sessions start on ingress: the
  * handshake completes there.) Returns non-zero if records follow. Global,
@@ -177,8 +217,8 @@ static __always_inline __u32 egress_ctrl_flow(struct __sk_buff *skb,
 {
 	__u32 reason;
 
-	PH_FTP_CTRL_FLOW(reason, PH_DIR_OUT, skb, ph_tc_ftp, ph_tc_copy, p, k,
-			 f, clk);
+	PH_FTP_CTRL_FLOW(reason, PH_DIR_OUT, skb, ph_tc_ftp, ph_tc_copy,
+			 ph_tc_csum, p, k, f, clk);
 	return reason;
 }
 

@@ -12,7 +12,7 @@
 
 #include <linux/types.h>
 
-#define PH_LAYOUT_VERSION 7
+#define PH_LAYOUT_VERSION 8
 
 /* Default pin directory, overridable with --pin-dir or PINHOLE_PIN_DIR. */
 #define PH_DEFAULT_PIN_DIR "/sys/fs/bpf/pinhole"
@@ -66,6 +66,8 @@
 	  "FTPS passive port with no listening socket")                       \
 	X(DROP_FTPS_NO_SESSION, "drop_ftps_no_session",                       \
 	  "FTPS passive port; source holds no FTPS control session")          \
+	X(DROP_CTRL_CSUM, "drop_ctrl_csum",                                   \
+	  "FTP control segment with a bad TCP or IPv4 header checksum")       \
 	X(DROP_FAIL_CLOSED, "drop_fail_closed",                               \
 	  "internal lookup failed; configured fail-closed")
 
@@ -353,10 +355,19 @@ struct ph_iface {
 	__u32 tc_handle;      /* our egress filter: handle and priority */
 	__u16 tc_priority;
 	__u8 tc_hook_created; /* 1: we created clsact, so detach destroys it */
-	__u8 pad;
+	__u8 flags;           /* PH_IFF_* */
 	__u64 netns_ino;      /* network namespace of ifindex (/proc/self/ns/net) */
 };
 #define PH_IFACES_MAX 64
+
+/*
+ * ph_iface.flags. PH_IFF_CSUM_PARTIAL: frames may reach XDP with only the
+ * pseudo-header sum in the TCP checksum field, which the stack behind
+ * trusts (CHECKSUM_PARTIAL): a veth whose peer's stack left the checksum
+ * to "offload". The datapath then takes that value as well as a complete
+ * checksum on FTP control segments (docs/ftp-tracking.md, "Checksums").
+ */
+#define PH_IFF_CSUM_PARTIAL (1u << 0)
 
 /* ---------------------------------------------------------------------- */
 /* Load-time options: `const volatile struct ph_load_cfg ph_cfg` in each   */
