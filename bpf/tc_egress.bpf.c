@@ -201,6 +201,17 @@ __attribute__((noinline)) int ph_tc_ftp(struct __sk_buff *skb, __u32 what)
 		return 0;
 	sc->in.what = what;
 	sc->claimed = 0;
+	sc->ack = 0;
+	/* What the local stack accepted of the peer's stream: a pure ACK is
+	 * reported only if the parser missed bytes of it, a segment with
+	 * payload carries it in its record. */
+	if ((sc->in.what & PH_FTP_DO_ACK) &&
+	    !bpf_skb_load_bytes(skb, sc->in.l4_off + 8, &wire, 4)) {
+		sc->ack = bpf_ntohl(wire);
+		if (ph_ftp_acked(PH_DIR_OUT, sc->ack) &&
+		    !(sc->in.what & PH_FTP_DO_DATA))
+			ph_ftp_ack_report(PH_DIR_OUT);
+	}
 	if (!(sc->in.what & PH_FTP_DO_DATA) ||
 	    bpf_skb_load_bytes(skb, sc->in.l4_off + 4, &wire, 4))
 		return 0;

@@ -375,6 +375,7 @@ __attribute__((noinline)) int ph_xdp_ftp(struct xdp_md *ctx, __u32 what)
 	sc->claimed = 0;
 	if (xdp_tcp_seq(ctx, sc->in.l4_off, &seq, &ack))
 		return 0;
+	sc->ack = ack; /* the peer's: the tracker goes by the local stack's */
 	if (sc->in.what & PH_FTP_DO_OPEN) {
 		f = bpf_map_lookup_elem(&flows, &sc->in.key);
 		if (!f)

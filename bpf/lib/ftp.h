@@ -63,6 +63,7 @@ struct ph_ftp_flowinfo {
 #define PH_FTP_DO_OPEN 1  /* the handshake completed: start the session */
 #define PH_FTP_DO_DATA 2  /* the segment has payload */
 #define PH_FTP_DO_CLOSE 4 /* the connection ended */
+#define PH_FTP_DO_ACK 8   /* egress: the local stack's ACK (ph_ftp_acked()) */
 
 /*
  * The packet, as the FTP work needs it, handed to a global function
@@ -133,6 +134,7 @@ struct ph_ftp_scratch {
 	__u32 cp_n;              /* XDP copy: bytes to copy */
 	__u32 cp_pos;            /* ... where the word loop stopped */
 	__u8 ftps_new;           /* ph_ftp_open() counted the session */
+	__u32 ack;               /* the segment's ACK number (egress: sent) */
 	/* Checksum verification (ph_ftp_csum_judge()): the headers copied,
 	 * the pseudo header built, the sum of the payload so far. */
 	__u8 cs_ip[64] __attribute__((aligned(8)));
@@ -215,6 +217,7 @@ static __always_inline int ph_ftp_emit(struct ph_ftp_scratch *sc,
 	ev->host_role = sc->h.host_role;
 	ev->encrypted = sc->h.encrypted;
 	__builtin_memset(ev->pad, 0, sizeof(ev->pad));
+	ev->ack = 0;
 	if (with_od) {
 		__builtin_memcpy(ev->data, &sc->od, sizeof(sc->od));
 		ev->caplen = sizeof(sc->od);
@@ -1044,6 +1047,7 @@ __attribute__((noinline)) int ph_ftp_line(__u32 dir, __u32 end)
 	struct ph_ftp_scratch *sc = bpf_map_lookup_elem(&ftp_scratch, &idx);
 	struct ph_ftp_stream_bpf *st;
 	__u64 head;
+	__u8 skip;
 	int r;
 
 	if (!sc)
@@ -1057,6 +1061,12 @@ __attribute__((noinline)) int ph_ftp_line(__u32 dir, __u32 end)
 	st->cr = 0;
 	sc->line_start = end + 1;
 	sc->want = 0;
+	skip = sc->ev.from_client ? PH_FTPC_SKIP_CLIENT : PH_FTPC_SKIP_SERVER;
+	if (sc->ps.flags & skip) {
+		/* The first line after a gap: it may have begun in it. */
+		sc->ps.flags &= ~skip;
+		return PH_LINE_GO;
+	}
 	if (sc->ev.from_client) {
 		sc->ps.st[PH_SIDE_SERVER].burst = 0;
 		r = ph_ftp_client_line(sc, head, len, start);
@@ -1147,8 +1157,10 @@ static __always_inline void ph_ftp_scan(struct ph_ftp_scratch *sc, __u32 dir)
 	__u64 x, len, over;
 
 	if ((__s32)from < 0) {
-		/* A gap: what we missed may hold anything. */
-		sc->desync = 1;
+		/* Ahead of the stream (out of order, or after bytes never
+		 * seen): not parsed here. The tracker holds it; once the
+		 * local stack acknowledges past what was parsed, the stream
+		 * resumes at the next line (ph_ftp_acked()). */
 		sc->parse = 0;
 		return;
 	}
@@ -1680,6 +1692,7 @@ static __always_inline int ph_ftp_seg_begin(struct ph_ftp_scratch *sc, int dir,
 	sc->ev.host_role = role;
 	sc->ev.encrypted = 0;
 	__builtin_memset(sc->ev.pad, 0, sizeof(sc->ev.pad));
+	sc->ev.ack = sc->ack;
 	sc->claimed = claimed;
 	sc->parse = claimed;
 	sc->desync = 0;
@@ -1687,6 +1700,95 @@ static __always_inline int ph_ftp_seg_begin(struct ph_ftp_scratch *sc, int dir,
 	sc->revoke = 0;
 	PH_FTP_STAT(segments);
 	return 1;
+}
+
+/*
+ * The local stack sent @ack for the peer's stream (egress, the packet in
+ * sc->in). Past what the in-kernel parser took, bytes of that stream
+ * reached the endpoint unseen here (a segment in IP fragments, one held
+ * out of order, a record the ring buffer refused): the parser resumes at
+ * the next line from @ack on, failing closed on the pairing as
+ * user/ftp.c's gap() does. Returns non-zero if the tracker must hear of
+ * the ACK (a record): a gap, or a session the parser does not follow.
+ * Global: verified once.
+ */
+__attribute__((noinline)) int ph_ftp_acked(__u32 dir, __u32 ack)
+{
+	__u32 idx = dir & 1;
+	struct ph_ftp_scratch *sc = bpf_map_lookup_elem(&ftp_scratch, &idx);
+	struct ph_ftp_stream_bpf *st;
+	struct ph_ftp_ctrl *c;
+	__u8 side, skip;
+	int report = 1;
+
+	if (!sc)
+		return 0;
+	c = bpf_map_lookup_elem(&ftp_ctrl, &sc->in.key);
+	if (!c)
+		return !(sc->in.fi.flags & PH_FF_FTPS_CTRL);
+	/* The stream this host receives: the client's on a server. */
+	side = c->role == PH_ROLE_SERVER ? PH_SIDE_CLIENT : PH_SIDE_SERVER;
+	skip = side == PH_SIDE_CLIENT ? PH_FTPC_SKIP_CLIENT : PH_FTPC_SKIP_SERVER;
+	bpf_spin_lock(&c->lock);
+	st = &c->ps.st[side & 1];
+	if (c->ps.flags & PH_FTPC_ENCRYPTED) {
+		report = 0;
+	} else if (!c->desync && !c->busy) {
+		if ((__s32)(ack - st->nxt) > 0) {
+			st->nxt = ack;
+			st->head = 0;
+			st->line_len = 0;
+			st->cr = 0;
+			c->ps.flags |= skip;
+			if (side == PH_SIDE_SERVER) {
+				c->ps.awaiting = 0;
+			} else if (!c->ps.awaiting ||
+				   c->ps.last_cmd != PH_FTPC_CMD_AUTH) {
+				c->ps.last_cmd = PH_FTPC_CMD_OTHER;
+				c->ps.awaiting = 1;
+				c->ps.last_cmd_opened = 0;
+				c->ps.epsv_bad_family = 0;
+			}
+		} else {
+			report = 0;
+		}
+	}
+	bpf_spin_unlock(&c->lock);
+	return report;
+}
+
+/* A record with no payload for the ACK in sc->ack (ph_ftp_acked()).
+ * Global: verified once. */
+__attribute__((noinline)) int ph_ftp_ack_report(__u32 dir)
+{
+	__u32 idx = dir & 1;
+	struct ph_ftp_scratch *sc = bpf_map_lookup_elem(&ftp_scratch, &idx);
+	__u8 role;
+
+	if (!sc)
+		return 0;
+	role = ph_ftp_role(sc->in.fi.origin);
+	sc->ev.ts_ns = ph_now();
+	__builtin_memcpy(&sc->ev.key, &sc->in.key, sizeof(sc->ev.key));
+	__builtin_memset(&sc->ev.expect, 0, sizeof(sc->ev.expect));
+	sc->ev.seq = 0;
+	sc->ev.session = sc->in.fi.session;
+	sc->ev.len = 0;
+	sc->ev.caplen = 0;
+	sc->ev.type = PH_EV_CTRL_DATA;
+	sc->ev.dir = dir & 1;
+	sc->ev.from_client = ph_ftp_from_client(role, dir & 1);
+	sc->ev.tcp_flags = sc->in.tcp_flags;
+	sc->ev.host_role = role;
+	sc->ev.encrypted = 0;
+	__builtin_memset(sc->ev.pad, 0, sizeof(sc->ev.pad));
+	sc->ev.ack = sc->ack;
+	if (bpf_ringbuf_output(&events, &sc->ev, PH_EV_HDR_LEN, 0)) {
+		PH_FTP_STAT(events_lost);
+		return -1;
+	}
+	PH_FTP_STAT(events);
+	return 0;
 }
 
 /*
@@ -1787,6 +1889,10 @@ __attribute__((noinline)) int ph_ftp_finish(__u32 dir)
 		}                                                             \
 		live_ = ph_flow_use(F, K, P, DIR, CLK);                       \
 		what_ = ph_ftp_what(P, state_, live_);                        \
+		if ((DIR) == PH_DIR_OUT && live_ == 1 &&                      \
+		    state_ == PH_FS_ESTABLISHED &&                            \
+		    ((P)->tcp_flags & PH_TCP_ACK))                            \
+			what_ |= PH_FTP_DO_ACK;                               \
 		if (!stashed_ && what_)                                       \
 			PH_FTP_RUN(DIR, CTX, BEGIN, COPY, what_);             \
 		(REASON) = live_ ? PH_R_PASS_FLOW : PH_CONTINUE;              \
