@@ -167,6 +167,15 @@ def nlst(c, res, used):
                              "ok": ok and r.startswith("226")})
 
 
+def port_in_order(c, res, line, note, port):
+    """All of @line at the next sequence number, then NLST over @port."""
+    c.log.append("> " + line.decode().strip() + "  (" + note + ")")
+    c.at(0, line)
+    c.advance(len(line))
+    res["ports"].append(c.reply())
+    nlst(c, res, port)
+
+
 def main():
     case, src, dst, iface, sport, out = sys.argv[1:7]
     sport = int(sport)
@@ -189,11 +198,7 @@ def main():
             k = la.index(b",", 16) - 3
             c.at(k, lb[k:])
             time.sleep(0.2)
-            c.log.append("> " + la.decode().strip() + "  (in order; tail of B sent first)")
-            c.at(0, la)
-            c.advance(len(la))
-            res["ports"].append(c.reply())
-            nlst(c, res, A)
+            port_in_order(c, res, la, "in order; tail of B sent first", A)
         elif case == "b":
             # Two out-of-order copies at one sequence number, the later
             # longer: Linux replaces the shorter one.
@@ -215,11 +220,7 @@ def main():
             # PORT B with a bad TCP checksum, then PORT A at the same seq.
             c.at(0, lb, bad_csum=True)
             time.sleep(0.2)
-            c.log.append("> " + la.decode().strip() + "  (after a bad-checksum PORT B)")
-            c.at(0, la)
-            c.advance(len(la))
-            res["ports"].append(c.reply())
-            nlst(c, res, A)
+            port_in_order(c, res, la, "after a bad-checksum PORT B", A)
         elif case == "d":
             # PORT A in IP fragments (the server reassembles it), then
             # four ordinary PORT commands.
