@@ -25,6 +25,7 @@
 #include "tc_egress.skel.h"
 
 #include "loader.h"
+#include "counters.h"
 #include "log.h"
 #include "util.h"
 
@@ -42,6 +43,10 @@ static const char *const map_names[PH_MAP__COUNT] = {
 	[PH_MAP_COUNTERS] = "counters",
 	[PH_MAP_IFACES] = "ifaces",
 	[PH_MAP_FTPS_PEERS] = "ftps_peers",
+	[PH_MAP_SVC_COUNTERS] = "svc_counters",
+	[PH_MAP_SVC_IDS] = "svc_ids",
+	[PH_MAP_MONITOR] = "monitor",
+	[PH_MAP_MONITOR_CTL] = "monitor_ctl",
 };
 
 const char *ph_map_name(enum ph_map_id id)
@@ -863,6 +868,7 @@ int ph_iface_attach(struct ph_instance *inst, const char *name, int ifindex,
 	ph_strlcpy(rec.name, name, sizeof(rec.name));
 	if (iface_csum_partial(name))
 		rec.flags |= PH_IFF_CSUM_PARTIAL;
+	ph_iface_counters_claim(inst, ifindex);
 	r = xdp_attach(inst, name, ifindex, mode, &rec.xdp_flags);
 	if (r)
 		return r;

@@ -21,6 +21,7 @@
 #include "loader.h"
 #include "log.h"
 #include "maps_io.h"
+#include "observe.h"
 #include "output.h"
 #include "policy.h"
 #include "tracker.h"
@@ -37,7 +38,19 @@ enum {
 	O_HALF_OPEN = 1 << 6,
 	O_ALL = 1 << 7,
 	O_SYSLOG = 1 << 8,
+	/* observability (user/observe.c) */
+	O_BY = 1 << 9,
+	O_PROM = 1 << 10,
+	O_LISTEN = 1 << 11,
+	O_TEXTFILE = 1 << 12,
+	O_INTERVAL = 1 << 13,
+	O_EVENTS = 1 << 14,
+	O_DROP_RATE = 1 << 15,
+	O_DROP_BURST = 1 << 16,
+	O_COUNT = 1 << 17,
+	O_DURATION = 1 << 18,
 };
+#define O_MONITOR (O_EVENTS | O_DROP_RATE | O_DROP_BURST | O_COUNT | O_DURATION)
 #define O_LOAD (O_MODE | O_FAILSAFE | O_FAIL_OPEN | O_FAIL_CLOSED | O_FLOWS | O_HALF_OPEN)
 
 struct ctx {
@@ -46,6 +59,7 @@ struct ctx {
 	const char *policy;
 	enum ph_xdp_mode mode;
 	struct ph_load_opts load;
+	struct ph_obs_opts obs;
 	unsigned int given; /* O_* seen on the command line */
 	int argc;           /* positional arguments after the command */
 	char **argv;
@@ -790,16 +804,6 @@ static int do_status(struct ctx *c)
 
 /* ---------------------------------------------------------------- stats */
 
-static void json_counter(struct ph_json *j, const char *key,
-			 const struct ph_counter *ctr)
-{
-	ph_json_key(j, key);
-	ph_json_object_begin(j);
-	ph_json_kv_uint(j, "packets", ctr->packets);
-	ph_json_kv_uint(j, "bytes", ctr->bytes);
-	ph_json_object_end(j);
-}
-
 static int do_stats(struct ctx *c)
 {
 	static const char *const hdr[] = { "REASON", "|IN PACKETS", "|IN BYTES",
@@ -815,6 +819,11 @@ static int do_stats(struct ctx *c)
 	r = open_existing(&inst, c->pin_dir);
 	if (r)
 		return r;
+	if (c->obs.prometheus || (c->obs.by && strcmp(c->obs.by, "reason"))) {
+		r = ph_obs_stats(&inst, &c->obs, c->json);
+		ph_instance_close(&inst);
+		return r;
+	}
 	err = ph_counters_read(&inst, sum);
 	if (!err)
 		err = ph_view_read(&inst, &v);
@@ -844,8 +853,8 @@ static int do_stats(struct ctx *c)
 		for (int drop = 0; drop < 2; drop++) {
 			ph_json_key(&j, drop ? "drop" : "pass");
 			ph_json_object_begin(&j);
-			json_counter(&j, "in", &tot[drop][PH_DIR_IN]);
-			json_counter(&j, "out", &tot[drop][PH_DIR_OUT]);
+			ph_json_kv_counter(&j, "in", &tot[drop][PH_DIR_IN]);
+			ph_json_kv_counter(&j, "out", &tot[drop][PH_DIR_OUT]);
 			ph_json_object_end(&j);
 		}
 		ph_json_object_end(&j);
@@ -857,8 +866,8 @@ static int do_stats(struct ctx *c)
 			ph_json_kv_string(&j, "verdict",
 					  PH_REASON_IS_DROP(rs) ? "drop" : "pass");
 			ph_json_kv_string(&j, "description", ph_reasons[rs].text);
-			json_counter(&j, "in", &sum[PH_COUNTER_IDX(PH_DIR_IN, rs)]);
-			json_counter(&j, "out", &sum[PH_COUNTER_IDX(PH_DIR_OUT, rs)]);
+			ph_json_kv_counter(&j, "in", &sum[PH_COUNTER_IDX(PH_DIR_IN, rs)]);
+			ph_json_kv_counter(&j, "out", &sum[PH_COUNTER_IDX(PH_DIR_OUT, rs)]);
 			ph_json_object_end(&j);
 		}
 		ph_json_array_end(&j);
@@ -1459,6 +1468,41 @@ static int do_sessions(struct ctx *c)
 	return PH_EXIT_OK;
 }
 
+/* ------------------------------------------------- observe (observe.c) */
+
+static int do_exporter(struct ctx *c)
+{
+	if (c->json) {
+		pr_warn("exporter: -j does not apply (the exposition is Prometheus text)");
+		return PH_EXIT_USER;
+	}
+	return ph_obs_exporter(c->pin_dir, &c->obs);
+}
+
+static int do_monitor(struct ctx *c)
+{
+	struct ph_instance inst;
+	int r = open_existing(&inst, c->pin_dir);
+
+	if (r)
+		return r;
+	r = ph_obs_monitor(&inst, &c->obs, c->json);
+	ph_instance_close(&inst);
+	return r;
+}
+
+static int do_explain(struct ctx *c)
+{
+	struct ph_instance inst;
+	int r = open_existing(&inst, c->pin_dir);
+
+	if (r)
+		return r;
+	r = ph_obs_explain(&inst, c->argc, c->argv, c->json);
+	ph_instance_close(&inst);
+	return r;
+}
+
 /* ------------------------------------------------------------ dispatch */
 
 static int do_help(struct ctx *c)
@@ -1478,9 +1522,16 @@ static const struct cmd cmds[] = {
 	{ "reload", do_reload, O_POLICY, true, 0, 0, "reload --policy POLICY" },
 	{ "detach", do_detach, O_ALL, true, 0, -1, "detach IFACE... | --all" },
 	{ "status", do_status, 0, true, 0, 0, "status [-j]" },
-	{ "stats", do_stats, 0, true, 0, 0, "stats [-j]" },
+	{ "stats", do_stats, O_BY | O_PROM, true, 0, 0,
+	  "stats [-j] [--by reason|service|iface] | stats --prometheus" },
 	{ "flows", do_flows, 0, true, 0, 0, "flows [-j]" },
 	{ "sessions", do_sessions, 0, true, 0, 0, "sessions [-j]" },
+	{ "exporter", do_exporter, O_LISTEN | O_TEXTFILE | O_INTERVAL, true, 0,
+	  0, "exporter --listen ADDR:PORT | --textfile PATH [--interval S]" },
+	{ "monitor", do_monitor, O_MONITOR, true, 0, 0,
+	  "monitor [-j] [--events flow,pinhole,drop] [--drop-rate N] [--drop-burst N] [--count N] [--duration S]" },
+	{ "explain", do_explain, 0, true, 4, 7,
+	  "explain [-j] [in|out] PROTO SRC[:PORT] to DST[:PORT] [FLAGS]" },
 	{ "help", do_help, 0, false, 0, 0, "help" },
 };
 
@@ -1503,7 +1554,8 @@ static void usage(FILE *out)
 		"  --pin-dir DIR        instance pin directory (default %s, or $PINHOLE_PIN_DIR)\n"
 		"  -v, --verbose        debug and libbpf logs (-vv: libbpf debug too);\n"
 		"                       stats lists every reason\n"
-		"  -j, --json           JSON output (check, status, stats, flows, sessions)\n"
+		"  -j, --json           JSON output (check, status, stats, flows, sessions,\n"
+		"                       monitor, explain)\n"
 		"  -p, --policy FILE    policy to enforce (run, attach, reload)\n"
 		"  -m, --mode MODE      XDP mode: auto (native, else generic), native, generic\n"
 		"  --failsafe-port N    TCP port always admitted inbound (e.g. 22)\n"
@@ -1513,9 +1565,21 @@ static void usage(FILE *out)
 		"  --half-open N        size of the half-open table (default %u)\n"
 		"  -a, --all            detach every interface\n"
 		"  --syslog             FTP tracker log to syslog, not stderr (daemon, run)\n"
+		"  --by WHAT            stats by reason (default), service or iface\n"
+		"  --prometheus         stats in the Prometheus text format\n"
+		"  --listen ADDR:PORT   exporter: serve /metrics over HTTP\n"
+		"  --textfile PATH      exporter: write PATH for node_exporter (atomic rename)\n"
+		"  --interval S         exporter --textfile: every S seconds (0: once; default %u)\n"
+		"  --events LIST        monitor: flow,pinhole,drop (default all)\n"
+		"  --drop-rate N        monitor: drop events per second per CPU (default %u)\n"
+		"  --drop-burst N       monitor: drop events in a burst (default %u)\n"
+		"  --count N            monitor: exit after N events\n"
+		"  --duration S         monitor: exit after S seconds\n"
 		"\nexit codes: 0 ok, 1 user error, 2 environment error (not root, no BPF, ...)\n"
 		"see docs/cli.md\n",
-		PH_DEFAULT_PIN_DIR, PH_FLOWS_MAX_DEFAULT, PH_HALF_OPEN_MAX_DEFAULT);
+		PH_DEFAULT_PIN_DIR, PH_FLOWS_MAX_DEFAULT, PH_HALF_OPEN_MAX_DEFAULT,
+		PH_OBS_DEFAULT_INTERVAL_S, PH_OBS_DEFAULT_DROP_RATE,
+		PH_OBS_DEFAULT_DROP_BURST);
 }
 
 enum {
@@ -1526,6 +1590,16 @@ enum {
 	OPT_FLOWS,
 	OPT_HALF_OPEN,
 	OPT_SYSLOG,
+	OPT_BY,
+	OPT_PROM,
+	OPT_LISTEN,
+	OPT_TEXTFILE,
+	OPT_INTERVAL,
+	OPT_EVENTS,
+	OPT_DROP_RATE,
+	OPT_DROP_BURST,
+	OPT_COUNT,
+	OPT_DURATION,
 };
 
 static const struct option long_opts[] = {
@@ -1542,6 +1616,16 @@ static const struct option long_opts[] = {
 	{ "half-open", required_argument, NULL, OPT_HALF_OPEN },
 	{ "all", no_argument, NULL, 'a' },
 	{ "syslog", no_argument, NULL, OPT_SYSLOG },
+	{ "by", required_argument, NULL, OPT_BY },
+	{ "prometheus", no_argument, NULL, OPT_PROM },
+	{ "listen", required_argument, NULL, OPT_LISTEN },
+	{ "textfile", required_argument, NULL, OPT_TEXTFILE },
+	{ "interval", required_argument, NULL, OPT_INTERVAL },
+	{ "events", required_argument, NULL, OPT_EVENTS },
+	{ "drop-rate", required_argument, NULL, OPT_DROP_RATE },
+	{ "drop-burst", required_argument, NULL, OPT_DROP_BURST },
+	{ "count", required_argument, NULL, OPT_COUNT },
+	{ "duration", required_argument, NULL, OPT_DURATION },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -1557,6 +1641,16 @@ static const char *opt_name(unsigned int bit)
 	case O_HALF_OPEN: return "--half-open";
 	case O_ALL: return "--all";
 	case O_SYSLOG: return "--syslog";
+	case O_BY: return "--by";
+	case O_PROM: return "--prometheus";
+	case O_LISTEN: return "--listen";
+	case O_TEXTFILE: return "--textfile";
+	case O_INTERVAL: return "--interval";
+	case O_EVENTS: return "--events";
+	case O_DROP_RATE: return "--drop-rate";
+	case O_DROP_BURST: return "--drop-burst";
+	case O_COUNT: return "--count";
+	case O_DURATION: return "--duration";
 	}
 	return "?";
 }
@@ -1624,6 +1718,41 @@ static int parse_args(int argc, char **argv, struct ctx *c, int *verbose,
 				c->load.half_open_max = v;
 			c->given |= opt == OPT_FLOWS ? O_FLOWS : O_HALF_OPEN;
 			break;
+		case OPT_BY: c->obs.by = optarg; c->given |= O_BY; break;
+		case OPT_PROM: c->obs.prometheus = true; c->given |= O_PROM; break;
+		case OPT_LISTEN: c->obs.listen = optarg; c->given |= O_LISTEN; break;
+		case OPT_TEXTFILE: c->obs.textfile = optarg; c->given |= O_TEXTFILE; break;
+		case OPT_EVENTS: c->obs.events = optarg; c->given |= O_EVENTS; break;
+		case OPT_INTERVAL:
+			if (!ph_parse_u32(optarg, 0, 86400, &c->obs.interval_s)) {
+				pr_warn("--interval '%s': expected seconds from 0 to 86400", optarg);
+				return PH_EXIT_USER;
+			}
+			c->given |= O_INTERVAL;
+			break;
+		case OPT_DROP_RATE:
+		case OPT_DROP_BURST:
+		case OPT_COUNT:
+		case OPT_DURATION: {
+			static const struct { int opt; const char *name; unsigned int bit; } n[] = {
+				{ OPT_DROP_RATE, "--drop-rate", O_DROP_RATE },
+				{ OPT_DROP_BURST, "--drop-burst", O_DROP_BURST },
+				{ OPT_COUNT, "--count", O_COUNT },
+				{ OPT_DURATION, "--duration", O_DURATION },
+			};
+			__u32 *dst = opt == OPT_DROP_RATE ? &c->obs.drop_rate :
+				     opt == OPT_DROP_BURST ? &c->obs.drop_burst :
+				     opt == OPT_COUNT ? &c->obs.count :
+							&c->obs.duration_s;
+
+			for (size_t i = 0; i < ARRAY_SIZE(n); i++)
+				if (n[i].opt == opt) {
+					if (!ph_parse_u32(optarg, 1, 1000000, dst))
+						return bad_number(n[i].name, optarg, 1000000);
+					c->given |= n[i].bit;
+				}
+			break;
+		}
 		case ':':
 			pr_warn("option %s needs a value; see pinhole --help",
 				argv[optind - 1]);
@@ -1648,7 +1777,7 @@ static int parse_args(int argc, char **argv, struct ctx *c, int *verbose,
 
 int main(int argc, char **argv)
 {
-	struct ctx c = {};
+	struct ctx c = { .obs.interval_s = PH_OBS_DEFAULT_INTERVAL_S };
 	bool help = false;
 	int verbose = 0;
 	const struct cmd *cmd;

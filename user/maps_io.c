@@ -11,6 +11,7 @@
 #include <bpf/libbpf.h>
 
 #include <pinhole/ctrl.h>
+#include "counters.h"
 #include "log.h"
 #include "maps_io.h"
 #include "util.h"
@@ -96,15 +97,26 @@ static int write_ports(const struct ph_instance *inst, __u32 slot,
 	return err;
 }
 
+/* The rules of pol, each with its service's counter id (svc_ids). */
 static int write_rules(const struct ph_instance *inst, __u32 slot,
-		       const struct ph_policy *pol, __u32 old_nrules)
+		       const struct ph_policy *pol, __u32 old_nrules,
+		       const __u16 *svc_ids)
 {
 	__u32 base = slot * PH_MAX_RULES, n = (__u32)pol->nrules;
+	struct ph_rule *rules = calloc(n ? n : 1, sizeof(*rules));
 	int err = 0;
 
+	if (!rules)
+		return -ENOMEM;
+	for (__u32 i = 0; i < n; i++) {
+		rules[i] = pol->rules[i];
+		rules[i].svc_id = pol->rules[i].service < pol->nservices ?
+					  svc_ids[pol->rules[i].service] : 0;
+	}
 	if (n)
-		err = array_write(inst->fd[PH_MAP_RULES], base, pol->rules, n,
+		err = array_write(inst->fd[PH_MAP_RULES], base, rules, n,
 				  sizeof(struct ph_rule));
+	free(rules);
 	/* Rules a previous policy left in this slot beyond ours. */
 	if (!err && old_nrules > n && old_nrules <= PH_MAX_RULES) {
 		struct ph_rule *zero = calloc(old_nrules - n, sizeof(*zero));
@@ -334,6 +346,7 @@ int ph_policy_install(struct ph_instance *inst, const struct ph_policy *pol,
 	struct ph_slot_meta meta = {};
 	struct ph_state st;
 	char abs[PATH_MAX];
+	__u16 *svc_ids;
 	__u32 slot, old, key;
 	int err, r;
 
@@ -351,7 +364,14 @@ int ph_policy_install(struct ph_instance *inst, const struct ph_policy *pol,
 	err = write_ports(inst, slot, pol);
 	if (err)
 		return write_failed("ports", err);
-	err = write_rules(inst, slot, pol, v.meta[slot].nrules);
+	svc_ids = calloc(pol->nservices > 0 ? (size_t)pol->nservices : 1,
+			 sizeof(*svc_ids));
+	err = svc_ids ? ph_svc_ids_assign(inst, pol, old, v.meta[old].nrules,
+					  v.st.generation + 1, svc_ids) :
+			-ENOMEM;
+	if (!err)
+		err = write_rules(inst, slot, pol, v.meta[slot].nrules, svc_ids);
+	free(svc_ids);
 	if (err)
 		return write_failed("rules", err);
 	err = write_names(inst, slot, pol);
@@ -408,12 +428,13 @@ int ph_counters_read(const struct ph_instance *inst, struct ph_counter *sum)
 	per = calloc((size_t)ncpu, sizeof(*per));
 	if (!per)
 		return -ENOMEM;
-	for (__u32 k = 0; k < PH_COUNTER_ENTRIES; k++) {
+	/* every interface slot folded into one (pinhole.h) */
+	for (__u32 k = 0; k < PH_COUNTER_IF_ENTRIES; k++) {
 		if (bpf_map_lookup_elem(inst->fd[PH_MAP_COUNTERS], &k, per))
 			continue;
 		for (int c = 0; c < ncpu; c++) {
-			sum[k].packets += per[c].packets;
-			sum[k].bytes += per[c].bytes;
+			sum[k % PH_COUNTER_ENTRIES].packets += per[c].packets;
+			sum[k % PH_COUNTER_ENTRIES].bytes += per[c].bytes;
 		}
 	}
 	free(per);
