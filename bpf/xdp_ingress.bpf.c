@@ -505,6 +505,17 @@ static __always_inline int record_verdict(struct xdp_md *ctx, __u32 dir,
 	return PH_REASON_IS_DROP(reason) ? XDP_DROP : XDP_PASS;
 }
 
+/*
+ * libxdp's dispatcher reads this (docs/cli.md, "Sharing the XDP hook"):
+ * run early (priority 5; lower runs first, libxdp's default is 50), and
+ * go on to the next program after XDP_PASS (admitted by pinhole); a drop
+ * ends the chain. Ignored by a plain attach. Keep PH_XDP_RUN_PRIO equal.
+ */
+struct {
+	__uint(priority, 5);
+	__uint(XDP_PASS, 1);
+} _pinhole_xdp SEC(".xdp_run_config");
+
 SEC("xdp")
 int pinhole_xdp(struct xdp_md *ctx)
 {

@@ -202,6 +202,9 @@ struct ph_slot_meta {
 	__u64 loaded_ns;    /* CLOCK_MONOTONIC when this slot was written */
 };
 
+/* Room for a policy path in struct ph_state: Linux's PATH_MAX. */
+#define PH_POLICY_PATH_MAX 4096
+
 /* state: array [1]. */
 struct ph_state {
 	__u32 active_slot;
@@ -210,7 +213,10 @@ struct ph_state {
 	__u8 fail_open;       /* copy of ph_load_cfg.fail_open (for status) */
 	__u8 pad;
 	__u16 failsafe_port;  /* copy of ph_load_cfg.failsafe_port (for status) */
-	char policy[224];     /* path of the policy in force (for status) */
+	/* Absolute path of the policy in force (status, show), whole: a path
+	 * is at most PATH_MAX - 1 bytes, and longer ones are refused when the
+	 * policy is loaded. Written with the flip, in the same update. */
+	char policy[PH_POLICY_PATH_MAX];
 };
 
 /* service_names: array [PH_SLOTS * PH_MAX_RULES], index slot * PH_MAX_RULES
@@ -368,8 +374,11 @@ struct ph_iface {
 	__u32 tc_handle;      /* our egress filter: handle and priority */
 	__u16 tc_priority;
 	__u8 tc_hook_created; /* 1: we created clsact, so detach destroys it */
-	__u8 flags;           /* PH_IFF_* */
+	__u8 xdp_dispatcher;  /* 1: xdp_prog_id is a member of libxdp's
+			       * dispatcher, not attached to the device */
 	__u64 netns_ino;      /* network namespace of ifindex (/proc/self/ns/net) */
+	__u8 flags;           /* PH_IFF_* */
+	__u8 pad[7];
 };
 #define PH_IFACES_MAX 64
 
