@@ -45,7 +45,9 @@ while getopts "i:d:m:p:P:S:s:t:r:n:b:c:h" o; do
 done
 [ -n "$IFACE" ] && [ -n "$DST" ] && [ -n "$DMAC" ] || usage
 [ "$(id -u)" = 0 ] || { echo "pktgen.sh: needs root" >&2; exit 2; }
-[ -e "/sys/class/net/$IFACE" ] || { echo "pktgen.sh: no interface $IFACE" >&2; exit 1; }
+# ip, not /sys/class/net: under `nsenter --net` /sys still shows the
+# namespace it was mounted in
+ip link show dev "$IFACE" >/dev/null 2>&1 || { echo "pktgen.sh: no interface $IFACE" >&2; exit 1; }
 modprobe pktgen 2>/dev/null || true
 [ -e /proc/net/pktgen/pgctrl ] || { echo "pktgen.sh: the pktgen module is not available" >&2; exit 2; }
 
@@ -70,7 +72,8 @@ for ((t = 0; t < THREADS; t++)); do
 	f="/proc/net/pktgen/$dev"
 	pg "$f" "count $COUNT"
 	pg "$f" "clone_skb $CLONE"
-	pg "$f" "pkt_size $((SIZE - 4))" # pktgen adds the FCS
+	# pkt_size is the frame without FCS, as SIZE: the NIC adds the FCS
+	pg "$f" "pkt_size $SIZE"
 	pg "$f" "burst $BURST"
 	pg "$f" "queue_map_min $t"
 	pg "$f" "queue_map_max $t"
