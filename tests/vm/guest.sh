@@ -8,7 +8,8 @@
 #   info     kernel, package, BTF, the BPF features pinhole uses (bpftool probe)
 #   verify   each program through the verifier alone: verified instructions
 #   attach   a veth pair: attach/detach in every XDP mode (native, generic,
-#            auto), live programs' verified_insns, allowed and dropped traffic
+#            auto), live programs' verified_insns, allowed and dropped traffic;
+#            reloads between policies with and without peer prefixes
 #   unit     make unit
 #   bpftest  make bpftest
 #   e2e      a short e2e subset ($PH_VM_E2E)
@@ -22,8 +23,11 @@ P=$PWD/pinhole
 PHV=$PWD/.output/tests/vm/phverify
 OUT=${OUT:-/vmk}
 E2E=${PH_VM_E2E:-tests/e2e/test_services.sh tests/e2e/test_egress.sh tests/e2e/test_ftp.sh}
-NS=pkv IF0=pkv0 IF1=pkv1 NET=10.250.0
-PIN=/sys/fs/bpf/ph-vm
+# Names are free in the guest (its own kernel); on the host set PH_VM_NS,
+# PH_VM_NET4 and PH_VM_PIN to a range of your own.
+NS=${PH_VM_NS:-pkv} NET=${PH_VM_NET4:-10.250.0}
+IF0=${NS}0 IF1=${NS}1
+PIN=${PH_VM_PIN:-/sys/fs/bpf/ph-vm}
 NOK=0 NFAIL=0 NSKIP=0 FAILED=()
 
 res() { # res ok|FAIL|skip NAME DETAIL...
@@ -121,7 +125,11 @@ step_attach() {
 		nsx python3 -m http.server -b $NET.2 $port >/dev/null 2>&1 &
 		SRV_PIDS+=" $!"
 	done
-	sleep 2
+	# python starts slowly from 9p under TCG: wait for both listeners
+	for _ in $(seq 60); do
+		[ "$(nsx ss -Hltn 'sport = :80 or sport = :23' | wc -l)" = 2 ] && break
+		sleep 1
+	done
 	tcp_try 23
 	[ $? = 0 ] && res ok "no pinhole: tcp/23 answers" "" ||
 		res FAIL "no pinhole: tcp/23 answers" "the listener is not reachable: checks below would mean nothing"
@@ -141,12 +149,13 @@ step_attach() {
 		[ $mode = generic ] && want=xdpgeneric
 		o=$(nsx ip -d link show $IF1)
 		echo "$o" | grep -qE "^ +prog/$want |[ >]$want[ /]" &&
-			res ok "$mode: XDP on $IF1" "$(echo "$o" | grep -oE "$want[a-z]*/id:[0-9]+" | head -n 1)" ||
+			res ok "$mode: XDP on $IF1" "$(echo "$o" | grep -oE "prog/$want id [0-9]+" | head -n 1)" ||
 			res FAIL "$mode: XDP on $IF1" "expected $want in: $(echo "$o" | head -n 2 | tr '\n' ' ')"
 		o=$(nsx tc filter show dev $IF1 egress)
-		echo "$o" | grep -q pinhole_tc && res ok "$mode: TC egress filter" "$(echo "$o" | grep -o 'pinhole_tc[^ ]* id [0-9]*' | head -n 1)" ||
+		echo "$o" | grep -q pinhole_tc && res ok "$mode: TC egress filter" "$(echo "$o" | grep -oE 'pinhole_tc.* id [0-9]+' | head -n 1)" ||
 			res FAIL "$mode: TC egress filter" "none: $o"
-		"$PHV" progs | sed 's/^/    /' | tee "$OUT/progs-$mode.txt"
+		"$PHV" progs $(sed -n 's|.*prog ids \([0-9]*\)/\([0-9]*\).*|\1 \2|p' "$OUT/attach-$mode.txt") |
+			sed 's/^/    /' | tee "$OUT/progs-$mode.txt"
 		if [ $mode = native ]; then
 			for id in $(sed -n 's/.* id=\([0-9]*\) .*/\1/p' "$OUT/progs-$mode.txt"); do
 				echo "    helpers of prog $id: $(helpers_of "$id")"
@@ -171,7 +180,32 @@ step_attach() {
 		tcp_try 23 && res ok "$mode: after detach tcp/23 answers" "" ||
 			res FAIL "$mode: after detach tcp/23 answers" "exit $?"
 	done
+	step_peers
 	netns_down
+}
+
+# Peer sets through attach and reload: a service open to this peer only, then
+# to another address (the old trie must not answer), then back.
+step_peers() {
+	local d=$OUT/peers r
+	mkdir -p "$d"
+	printf 'default in drop\nservice web in tcp 80 from %s/32\n' $NET.1 >"$d/me.policy"
+	printf 'default in drop\nservice web in tcp 80 from %s/32\n' $NET.99 >"$d/other.policy"
+	printf 'default in drop\nservice web in tcp 80 from any\n' >"$d/any.policy"
+	check "peers: attach (tcp/80 from $NET.1 only)" \
+		nsx "$P" --pin-dir $PIN attach --policy "$d/me.policy" $IF1
+	tcp_try 80 && res ok "peers: from $NET.1 connects" "" || res FAIL "peers: from $NET.1 connects" "exit $?"
+	for pol in other any other me; do
+		check "peers: reload $pol.policy" nsx "$P" --pin-dir $PIN reload --policy "$d/$pol.policy"
+		tcp_try 80
+		r=$?
+		if [ $pol = other ]; then
+			[ $r = 124 ] && res ok "peers: $pol: dropped" "" || res FAIL "peers: $pol: dropped" "connect exit $r"
+		else
+			[ $r = 0 ] && res ok "peers: $pol: connects" "" || res FAIL "peers: $pol: connects" "connect exit $r"
+		fi
+	done
+	check "peers: detach" nsx "$P" --pin-dir $PIN detach $IF1
 }
 
 step_make() { # step_make TARGET
@@ -181,8 +215,6 @@ step_make() { # step_make TARGET
 	r=$?
 	echo "$o" | grep -E '^  (PASS|FAIL|SKIP)|passed,|^        \|' | head -n 200
 	echo "$o" >"$OUT/make-$1.txt"
-	# the programs' size as the BPF tests report it, on this kernel
-	echo "$o" | grep -E 'verified insns' | sort -u | sed 's/^/    /'
 	[ $r = 0 ] && res ok "make $1" "$(echo "$o" | grep 'passed,' | tail -n 1), $(since "$t0") s" ||
 		res FAIL "make $1" "exit $r: $(echo "$o" | grep 'passed,' | tail -n 1)"
 }

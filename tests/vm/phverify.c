@@ -12,9 +12,10 @@
  *                              to LOGDIR/verifier-PROG.log (default .) and
  *                              its last lines are printed. Exit 1 if any
  *                              program is rejected.
- *   phverify progs [PREFIX]    the loaded programs whose name starts with
- *                              PREFIX (default "pinhole"), with the kernel's
- *                              verified_insns (bpftool 7.1 does not show it)
+ *   phverify progs [ID...]     the loaded programs with these ids (default:
+ *                              every one whose name starts with "pinhole"),
+ *                              with the kernel's verified_insns (bpftool 7.1
+ *                              does not show it)
  *
  * Instruction counts come from the verifier's "processed N insns" line,
  * which every kernel prints; bpf_prog_info.verified_insns exists from 5.16.
@@ -156,7 +157,17 @@ static int verify(const char *name, struct result (*load)(int, char *),
 	return 1;
 }
 
-static int progs(const char *prefix)
+static int wanted(const struct bpf_prog_info *info, int argc, char **argv)
+{
+	if (!argc)
+		return !strncmp(info->name, "pinhole", 7);
+	for (int i = 0; i < argc; i++)
+		if (strtoul(argv[i], NULL, 10) == info->id)
+			return 1;
+	return 0;
+}
+
+static int progs(int argc, char **argv)
 {
 	static const char *const types[] = {
 		[BPF_PROG_TYPE_XDP] = "xdp",
@@ -173,7 +184,7 @@ static int progs(const char *prefix)
 		if (fd < 0)
 			continue;
 		if (!bpf_obj_get_info_by_fd(fd, &info, &len) &&
-		    !strncmp(info.name, prefix, strlen(prefix))) {
+		    wanted(&info, argc, argv)) {
 			const char *t = info.type < sizeof(types) / sizeof(*types) &&
 						types[info.type] ?
 						types[info.type] :
@@ -196,9 +207,9 @@ int main(int argc, char **argv)
 	int rc;
 
 	if (!strcmp(cmd, "progs"))
-		return progs(argc > 2 ? argv[2] : "pinhole");
+		return progs(argc - 2, argv + 2);
 	if (strcmp(cmd, "verify")) {
-		fprintf(stderr, "usage: phverify verify [LOGDIR] | progs [PREFIX]\n");
+		fprintf(stderr, "usage: phverify verify [LOGDIR] | progs [ID...]\n");
 		return 2;
 	}
 	log = malloc(LOG_SIZE);

@@ -203,14 +203,17 @@ QEMU=(qemu-system-x86_64 "${ACCEL_ARGS[@]}" -cpu "$CPU" -m "$MEM" -smp "$CPUS"
 
 start=$(date +%s)
 set +e
-if [ "$QUIET" = 1 ]; then
-	timeout -k 10 "$LIMIT" "${QEMU[@]}" </dev/null >"$RUN/console.log" 2>&1
-	qrc=$?
-	cat "$RUN/output.log" 2>/dev/null
-else
-	timeout -k 10 "$LIMIT" "${QEMU[@]}" </dev/null 2>&1 | tee "$RUN/console.log"
-	qrc=${PIPESTATUS[0]}
-fi
+# In the background, so that an interrupted run takes its VM down with it.
+timeout -k 10 "$LIMIT" "${QEMU[@]}" </dev/null >"$RUN/console.log" 2>&1 &
+qpid=$!
+trap 'kill $qpid 2>/dev/null' INT TERM HUP
+trap 'kill $qpid 2>/dev/null; wait $qpid 2>/dev/null' EXIT
+[ "$QUIET" = 1 ] || tail -n +1 --pid=$qpid -f "$RUN/console.log" &
+wait $qpid
+qrc=$?
+trap - EXIT
+wait
+[ "$QUIET" = 1 ] && cat "$RUN/output.log" 2>/dev/null
 set -e
 secs=$(($(date +%s) - start))
 if [ "$qrc" = 124 ] || [ "$qrc" = 137 ]; then
