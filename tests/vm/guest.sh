@@ -12,7 +12,7 @@
 #            reloads between policies with and without peer prefixes
 #   unit     make unit
 #   bpftest  make bpftest
-#   e2e      a short e2e subset ($PH_VM_E2E)
+#   e2e      a short e2e subset ($PH_VM_E2E: the test scripts to run)
 #   pktgen   the shipped tests/perf/pktgen recipes against pinhole on a veth
 # Each check prints "RESULT ok|FAIL|skip NAME: detail"; the last line sums
 # them up. Exit 1 if any check failed. Files: $OUT (default /vmk).
@@ -22,7 +22,9 @@ cd "$(dirname "$0")/../.."
 P=$PWD/pinhole
 PHV=$PWD/.output/tests/vm/phverify
 OUT=${OUT:-/vmk}
-E2E=${PH_VM_E2E:-tests/e2e/test_services.sh tests/e2e/test_egress.sh tests/e2e/test_ftp.sh}
+# Short: under TCG test_services and test_egress take 1-1.5 min each;
+# test_ftp takes more than 6 (PH_VM_E2E="tests/e2e/test_ftp.sh" runs it).
+E2E=${PH_VM_E2E:-tests/e2e/test_services.sh tests/e2e/test_egress.sh}
 # Names are free in the guest (its own kernel); on the host set PH_VM_NS,
 # PH_VM_NET4 and PH_VM_PIN to a range of your own.
 NS=${PH_VM_NS:-pkv} NET=${PH_VM_NET4:-10.250.0}

@@ -13,6 +13,8 @@
 #   pktgen  the tests/perf/pktgen recipes (kernel pktgen, tcpreplay,
 #           trafgen) against pinhole on a veth
 #   STEP,STEP...  any steps of tests/vm/guest.sh, e.g. verify,attach
+# Env: PH_VM_E2E (e2e scripts of the e2e step), N (packets per pktgen
+# thread), PH_VM_LIMIT (seconds), and those of tests/vm/vm.sh.
 # Exit: 0 all passed, 1 a check failed, 77 qemu cannot run here (see
 # vm.sh), 124 timeout, 125 harness error, 126 the guest died.
 set -uo pipefail
@@ -36,7 +38,12 @@ echo "vmtest: $KERNEL, suite $SUITE ($STEPS), limit ${LIMIT}s"
 start=$(date +%s)
 log=$(mktemp /tmp/ph-vmtest.XXXXXX)
 trap 'rm -f "$log"' EXIT
-bash tests/vm/vm.sh -t "$LIMIT" "$KERNEL" "bash tests/vm/guest.sh $STEPS" 2>&1 | tee "$log"
+# The guest starts with a clean environment: pass on what the steps read.
+cmd="bash tests/vm/guest.sh $STEPS"
+for v in PH_VM_E2E N; do
+	[ -n "${!v:-}" ] && cmd="$v=$(printf %q "${!v}") $cmd"
+done
+bash tests/vm/vm.sh -t "$LIMIT" "$KERNEL" "$cmd" 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 
 echo
