@@ -172,6 +172,7 @@ static int progs(int argc, char **argv)
 	static const char *const types[] = {
 		[BPF_PROG_TYPE_XDP] = "xdp",
 		[BPF_PROG_TYPE_SCHED_CLS] = "sched_cls",
+		[BPF_PROG_TYPE_EXT] = "ext", /* in libxdp's dispatcher */
 	};
 	__u32 id = 0;
 	int n = 0;
