@@ -28,29 +28,37 @@ rxcount() { # packets bytes received by the receiver's veth end
 	rx ip -s -j link show pkgr0 |
 		python3 -c 'import json,sys; s=json.load(sys.stdin)[0]["stats64"]["rx"]; print(s["packets"], s["bytes"])'
 }
-reason() { # reason NAME: inbound packets counted under that reason
+reason() { # reason NAME [bytes]: inbound packets (or bytes) under that reason
 	rx "$P" --pin-dir $PIN stats -j |
-		python3 -c 'import json,sys; d={r["name"]: r for r in json.load(sys.stdin)["reasons"]}; print(d[sys.argv[1]]["in"]["packets"])' "$1"
+		python3 -c 'import json,sys; d={r["name"]: r for r in json.load(sys.stdin)["reasons"]}; print(d[sys.argv[1]]["in"][sys.argv[2]])' "$1" "${2:-packets}"
+}
+verdicts() { # packets and bytes pinhole judged (drop_policy + pass_policy)
+	echo $(($(reason drop_policy) + $(reason pass_policy))) \
+		$(($(reason drop_policy bytes) + $(reason pass_policy bytes)))
 }
 # run NAME CMD...: one recipe from the sender namespace; prints its output,
-# what the receiver got (packets, bytes per frame) and pinhole's verdicts
+# what the receiver got and pinhole's verdicts. Frame sizes come from
+# pinhole's byte counts (XDP sees the whole frame; the veth's own RX bytes
+# leave out the Ethernet header).
 run() {
-	local name=$1 p0 b0 p1 b1 d0 d1 a0 a1 t0 r
+	local name=$1 p0 b0 p1 b1 d0 d1 a0 a1 t0 r v0 vb0 v1 vb1
 	shift
 	echo
 	echo "=== $name"
 	echo "\$ nsenter --net=/run/netns/$S $*"
 	read -r p0 b0 <<<"$(rxcount)"
+	read -r v0 vb0 <<<"$(verdicts)"
 	d0=$(reason drop_policy) a0=$(reason pass_policy)
 	t0=$(date +%s)
 	tx timeout 600 "$@" >/tmp/recipe.out 2>&1
 	r=$?
 	sed 's/^/    | /' /tmp/recipe.out | tail -n 15
 	read -r p1 b1 <<<"$(rxcount)"
+	read -r v1 vb1 <<<"$(verdicts)"
 	d1=$(reason drop_policy) a1=$(reason pass_policy)
 	GOT=$((p1 - p0)) DROP=$((d1 - d0)) PASS=$((a1 - a0))
-	SIZE=$([ $GOT -gt 0 ] && echo $(((b1 - b0) / GOT)) || echo 0)
-	echo "    exit $r in $(($(date +%s) - t0)) s; receiver: $GOT frames of $SIZE bytes; pinhole: drop_policy +$DROP, pass_policy +$PASS"
+	SIZE=$([ $v1 -gt $v0 ] && echo $(((vb1 - vb0) / (v1 - v0))) || echo 0)
+	echo "    exit $r in $(($(date +%s) - t0)) s; receiver: $GOT frames ($((b1 - b0)) bytes after the Ethernet header); pinhole: drop_policy +$DROP, pass_policy +$PASS, $SIZE bytes per frame"
 	return $r
 }
 
@@ -72,8 +80,8 @@ rx "$P" --pin-dir $PIN attach --policy policies/web-server.policy pkgr0 &&
 run "pktgen.sh as documented: -s 60 -p 9" \
 	bash $D/pktgen.sh -i pkgs0 -d $NET.2 -m "$MAC" -p 9 -s 60 -n "$N"
 r=$?
-[ $r = 0 ] && [ $GOT -gt 0 ] && [ $SIZE = 60 ] && [ $DROP = $GOT ] &&
-	res ok "pktgen.sh -s 60 -p 9" "$GOT frames of 60 bytes, all drop_policy" ||
+[ $r = 0 ] && [ $SIZE = 60 ] && [ $DROP = "$N" ] &&
+	res ok "pktgen.sh -s 60 -p 9" "$DROP frames of 60 bytes, all drop_policy" ||
 	res FAIL "pktgen.sh -s 60 -p 9" "exit $r, $GOT frames of $SIZE bytes (want 60), drop_policy +$DROP"
 # 2. an allowed UDP service, random sources, 2 threads, burst 1
 run "pktgen.sh -s 128 -p 443 -S 198.51.100.1-198.51.100.254 -t 2 -b 1" \
@@ -98,8 +106,8 @@ if command -v trafgen >/dev/null; then
 	run "trafgen syn-flood.trafgen --cpp (dport 23)" \
 		trafgen --dev pkgs0 --conf /tmp/syn.trafgen --cpp --cpus 1 --num "$N"
 	r=$?
-	[ $r = 0 ] && [ $GOT -gt 0 ] && [ $SIZE = 54 ] && [ $DROP = $GOT ] &&
-		res ok "trafgen --cpp" "$GOT SYNs of 54 bytes, all drop_policy" ||
+	[ $r = 0 ] && [ $SIZE = 54 ] && [ $DROP = "$N" ] &&
+		res ok "trafgen --cpp" "$DROP SYNs of 54 bytes, all drop_policy" ||
 		res FAIL "trafgen --cpp" "exit $r, $GOT frames of $SIZE bytes (want 54), drop_policy +$DROP"
 	# and what the header used to say, without --cpp
 	run "trafgen syn-flood.trafgen without --cpp" \

@@ -204,6 +204,7 @@ QEMU=(qemu-system-x86_64 "${ACCEL_ARGS[@]}" -cpu "$CPU" -m "$MEM" -smp "$CPUS"
 start=$(date +%s)
 set +e
 # In the background, so that an interrupted run takes its VM down with it.
+: >"$RUN/console.log"
 timeout -k 10 "$LIMIT" "${QEMU[@]}" </dev/null >"$RUN/console.log" 2>&1 &
 qpid=$!
 trap 'kill $qpid 2>/dev/null' INT TERM HUP
