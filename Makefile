@@ -41,14 +41,18 @@ TEST_HDRS := $(wildcard tests/*.h tests/*/*.h)
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(OUT)/tests/fuzz/%,$(FUZZ_SRCS))
 FUZZ_LIB_SRCS := $(filter-out user/main.c,$(USER_SRCS))
+VM_TOOLS  := $(OUT)/tests/vm/phverify
+# make vmtest KERNEL=6.1|6.12|ABI-NAME [VMTEST=full|quick|pktgen]
+KERNEL    ?= 6.1
+VMTEST    ?= full
 
 .DELETE_ON_ERROR:
 .SECONDARY:
-.PHONY: all deps test unit bpftest e2e fuzz fuzz-long bench bench-smoke demo clean
+.PHONY: all deps test unit bpftest e2e fuzz fuzz-long bench bench-smoke demo clean vmtest
 
 all: pinhole
 
-$(OUT) $(OUT)/user $(OUT)/tests/unit $(OUT)/tests/bpf $(OUT)/tests/fuzz:
+$(OUT) $(OUT)/user $(OUT)/tests/unit $(OUT)/tests/bpf $(OUT)/tests/fuzz $(OUT)/tests/vm:
 	$(Q)mkdir -p $@
 
 $(OUT)/%.bpf.o: bpf/%.bpf.c $(BPF_HDRS) | $(OUT)
@@ -74,6 +78,10 @@ $(OUT)/tests/unit/%: tests/unit/%.c $(LIB_OBJS) $(TEST_HDRS) | $(OUT)/tests/unit
 $(OUT)/tests/bpf/%: tests/bpf/%.c $(LIB_OBJS) $(SKELS) $(TEST_HDRS) | $(OUT)/tests/bpf
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(USER_CFLAGS) -Itests $< $(LIB_OBJS) $(LDLIBS) -o $@
+
+$(OUT)/tests/vm/%: tests/vm/%.c $(LIB_OBJS) $(SKELS) | $(OUT)/tests/vm
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(USER_CFLAGS) $< $(LIB_OBJS) $(LDLIBS) -o $@
 
 # Fuzz targets: the userspace library rebuilt with clang's libFuzzer + ASan.
 $(OUT)/tests/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS) $(USER_HDRS) $(SKELS) | $(OUT)/tests/fuzz
@@ -101,8 +109,12 @@ fuzz-long: $(FUZZ_BINS)
 
 # The README's test command: installs what it needs, then runs every suite.
 test: deps
-	$(Q)$(MAKE) --no-print-directory all $(UNIT_BINS) $(BPFT_BINS) $(FUZZ_BINS)
+	$(Q)$(MAKE) --no-print-directory all $(UNIT_BINS) $(BPFT_BINS) $(FUZZ_BINS) $(VM_TOOLS)
 	$(Q)bash tests/run-tests.sh all
+
+# Debian's stock kernels in qemu (tests/vm/README.md, docs/kernels.md).
+vmtest: all $(UNIT_BINS) $(BPFT_BINS) $(VM_TOOLS)
+	$(Q)bash tests/vm/vmtest.sh $(KERNEL) $(VMTEST)
 
 bench: deps all
 	$(Q)$(MAKE) --no-print-directory -C tests/perf bench

@@ -143,8 +143,10 @@ __attribute__((noinline)) int ph_tc_copy(struct __sk_buff *skb, __u32 i)
 	n = sc->in.payload_len - off;
 	if (n > PH_CTRL_CAP)
 		n = PH_CTRL_CAP;
-	if (n == 0 ||
-	    bpf_skb_load_bytes(skb, sc->in.payload_off + off, sc->ev.data, n))
+	if (n == 0)
+		return 0;
+	n = PH_SIZE_ARG(n, PH_CTRL_CAP);
+	if (bpf_skb_load_bytes(skb, sc->in.payload_off + off, sc->ev.data, n))
 		return 0;
 	return n;
 }

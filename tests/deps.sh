@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
-# Install the Debian packages pinhole builds and tests with. Idempotent:
+# Install the Debian packages pinhole builds and tests with (qemu and
+# busybox boot Debian's kernels for tests/vm; netsniff-ng's trafgen is for the
+# pktgen recipes there; the kernels themselves are only downloaded, by
+# tests/vm/vm.sh, never installed). Idempotent:
 # packages already installed are skipped, and apt is not touched at all
 # when nothing is missing.
 set -euo pipefail
@@ -11,6 +14,7 @@ PKGS=(
 	vsftpd openssh-server openssh-client nginx lftp curl openssl
 	tcpdump tcpreplay python3 python3-scapy libfuzzer-14-dev
 	netcat-openbsd python3-prometheus-client
+	qemu-system-x86 busybox-static netsniff-ng
 )
 
 missing=()

@@ -3,13 +3,13 @@
 # Run test executables and report each as PASS / FAIL / SKIP.
 # Exit code convention of every test: 0 pass, 77 skip (prerequisite
 # missing, e.g. not root), anything else fail.
-#   run-tests.sh unit|bpf|fuzz|e2e FILE...   run the given tests
+#   run-tests.sh unit|bpf|fuzz|e2e|vm FILE... run the given tests
 #   run-tests.sh all                         every suite, in order
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 SKIP=77
-suite=${1:?usage: run-tests.sh unit|bpf|fuzz|e2e|all [FILE...]}
+suite=${1:?usage: run-tests.sh unit|bpf|fuzz|e2e|vm|all [FILE...]}
 shift
 export FUZZ_SECONDS=${FUZZ_SECONDS:-10}
 
@@ -20,6 +20,7 @@ if [ "$suite" = all ]; then
 	bash "$0" bpf .output/tests/bpf/test_* || rc=1
 	bash "$0" fuzz .output/tests/fuzz/fuzz_* || rc=1
 	bash "$0" e2e tests/e2e/test_*.sh || rc=1
+	bash "$0" vm tests/vm/test_*.sh || rc=1
 	if [ -f tests/perf/Makefile ]; then
 		make --no-print-directory -C tests/perf smoke || rc=1
 	fi
@@ -34,7 +35,7 @@ for t in "$@"; do
 	log=$(mktemp /tmp/pinhole-test.XXXXXX)
 	start=$(date +%s)
 	case "$suite" in
-	e2e) bash "$t" >"$log" 2>&1 ;;
+	e2e | vm) bash "$t" >"$log" 2>&1 ;;
 	fuzz)
 		corpus="tests/fuzz/corpus/${name#fuzz_}"
 		mkdir -p "$corpus"
@@ -55,6 +56,8 @@ for t in "$@"; do
 	if [ $rc = 0 ]; then
 		pass=$((pass + 1))
 		printf '  PASS  %-40s %3ss\n' "$name" "$secs"
+		# the kernel matrix: what each kernel's verifier said
+		[ "$suite" = vm ] && grep -E '^  (VERIFY|kernel:)' "$log" | sed 's/^/      /'
 	elif [ $rc = $SKIP ]; then
 		skip=$((skip + 1))
 		printf '  SKIP  %-40s %s\n' "$name" "$(grep -m1 -i 'skip' "$log")"

@@ -431,9 +431,9 @@ static void unpin_leftovers(struct skels *s)
 	}
 }
 
-static int instance_create(const char *pin_dir, const struct ph_load_opts *o)
+void ph_load_cfg_init(struct ph_load_cfg *cfg, const struct ph_load_opts *o)
 {
-	const struct ph_load_cfg cfg = {
+	*cfg = (struct ph_load_cfg){
 		.fail_open = o->fail_open,
 		/* Load-time, while policies (and their FTP rules) change at
 		 * reload: always report, the tracker decides. */
@@ -445,6 +445,11 @@ static int instance_create(const char *pin_dir, const struct ph_load_opts *o)
 		.udp_timeout_s = PH_UDP_TIMEOUT_S,
 		.icmp_timeout_s = PH_ICMP_TIMEOUT_S,
 	};
+}
+
+static int instance_create(const char *pin_dir, const struct ph_load_opts *o)
+{
+	struct ph_load_cfg cfg;
 	struct ph_state st = {
 		.layout_version = PH_LAYOUT_VERSION,
 		.fail_open = o->fail_open,
@@ -462,6 +467,7 @@ static int instance_create(const char *pin_dir, const struct ph_load_opts *o)
 	r = skels_open(&s, pin_dir);
 	if (r)
 		return r;
+	ph_load_cfg_init(&cfg, o);
 	s.x->rodata->ph_cfg = cfg;
 	s.t->rodata->ph_cfg = cfg;
 	set_sizes(s.x->obj, o);

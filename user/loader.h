@@ -93,6 +93,10 @@ int ph_instance_need_compatible(const struct ph_instance *inst);
 /* For attach/run: reuse the instance if it carries interfaces and matches
  * this build, else (re)create it. *created says which. Caller holds the
  * lock and has prepared bpffs. */
+/* The .rodata configuration `attach` loads the programs with (also used by
+ * the kernel-matrix verifier check, tests/vm/phverify.c). */
+void ph_load_cfg_init(struct ph_load_cfg *cfg, const struct ph_load_opts *o);
+
 int ph_instance_prepare(struct ph_instance *inst, const char *pin_dir,
 			const struct ph_load_opts *o, bool *created);
 

@@ -163,77 +163,68 @@ static int peer_trie_create(void)
 }
 
 /*
- * Puts fds[i] at keys[i] of peers. The kernel waits for an RCU grace period
- * after every write to a map of maps (milliseconds), so one batch rather
- * than thousands of single writes; one by one where batches are missing.
+ * Gives indices [0, n) of slot their trie: set_fd[set] where >= 0, else one
+ * shared empty trie (a miss, like no trie), so the tries an earlier policy
+ * left there are released.
+ *
+ * Only the indices a policy can have used are touched, and none is read:
+ * the kernel waits for an RCU grace period (milliseconds) after every write
+ * to a map of maps, and before 6.8 (Debian's 6.1) after every lookup and
+ * every element of a batch too; visiting all PH_MAX_SETS indices of a slot
+ * made an attach take minutes there. Set indices are service indices, and
+ * every service compiles to at least one rule, so a slot's tries lie below
+ * the rule count its slot_meta records. A write cut short (crash) may leave
+ * a trie above that: unreachable, as a later policy's rule with that set
+ * either ignores peers or gets its own new trie, and released with the maps.
  */
-static int peers_put(const struct ph_instance *inst, __u32 *keys,
-		     const int *fds, __u32 n)
+static int peers_put_slot(const struct ph_instance *inst, __u32 slot,
+			  const int *set_fd, __u32 n)
 {
 	static bool no_batch;
 	LIBBPF_OPTS(bpf_map_batch_opts, opts);
-	int fd = inst->fd[PH_MAP_PEERS], err;
-	__u32 cnt = n;
+	__u32 *keys, cnt = n;
+	int *fds, fd = inst->fd[PH_MAP_PEERS], empty, err = 0;
 
+	if (n > PH_MAX_SETS)
+		n = cnt = PH_MAX_SETS;
 	if (!n)
 		return 0;
+	keys = calloc(n, sizeof(*keys));
+	fds = calloc(n, sizeof(*fds));
+	empty = keys && fds ? peer_trie_create() : -ENOMEM;
+	if (empty < 0) {
+		err = empty;
+		goto out;
+	}
+	for (__u32 set = 0; set < n; set++) {
+		keys[set] = PH_PEER_SET_IDX(slot, set);
+		fds[set] = set_fd && set_fd[set] >= 0 ? set_fd[set] : empty;
+	}
 	if (!no_batch) {
 		err = bpf_map_update_batch(fd, keys, fds, &cnt, &opts);
 		if (err != -EINVAL && err != -EOPNOTSUPP &&
 		    err != -KERNEL_ENOTSUPP)
-			return err;
+			goto out;
 		pr_debug("batch update of peers unsupported (%s); writing one by one",
 			 strerror(-err));
 		no_batch = true;
+		err = 0;
 	}
-	for (__u32 i = 0; i < n; i++)
+	for (__u32 i = 0; !err && i < n; i++)
 		if (bpf_map_update_elem(fd, &keys[i], &fds[i], BPF_ANY))
-			return -errno;
-	return 0;
-}
-
-/* Indices of slot that hold a trie. */
-static int peers_present(const struct ph_instance *inst, __u32 slot,
-			 __u32 *keys, __u32 *n)
-{
-	*n = 0;
-	for (__u32 set = 0; set < PH_MAX_SETS; set++) {
-		__u32 idx = PH_PEER_SET_IDX(slot, set), id;
-
-		if (!bpf_map_lookup_elem(inst->fd[PH_MAP_PEERS], &idx, &id))
-			keys[(*n)++] = idx;
-		else if (errno != ENOENT)
-			return -errno;
-	}
-	return 0;
-}
-
-/*
- * Releases every trie of slot: each index gets one shared empty trie (a
- * miss, like no trie), in one batch, instead of a delete per index (which
- * would wait a grace period each); the kernel frees the old tries.
- */
-static int clear_peers(const struct ph_instance *inst, __u32 slot)
-{
-	__u32 *keys = calloc(PH_MAX_SETS, sizeof(*keys)), n = 0;
-	int *fds = calloc(PH_MAX_SETS, sizeof(*fds));
-	int err = keys && fds ? peers_present(inst, slot, keys, &n) : -ENOMEM;
-	int empty = -1;
-
-	if (!err && n) {
-		empty = peer_trie_create();
-		err = empty < 0 ? empty : 0;
-	}
-	if (!err && n) {
-		for (__u32 i = 0; i < n; i++)
-			fds[i] = empty;
-		err = peers_put(inst, keys, fds, n);
-	}
+			err = -errno;
+out:
 	if (empty >= 0)
 		close(empty);
 	free(keys);
 	free(fds);
 	return err;
+}
+
+/* Releases the tries of slot's indices [0, n) (the kernel frees them). */
+static int clear_peers(const struct ph_instance *inst, __u32 slot, __u32 n)
+{
+	return peers_put_slot(inst, slot, NULL, n);
 }
 
 /* A new trie holding e[0..n). */
@@ -254,65 +245,45 @@ static int fill_set(const struct ph_peer_entry *e, int n)
 }
 
 /*
- * Gives every set with peers a new trie in slot, in one batch. Indices of
- * slot this policy does not use get a shared empty trie in the same batch,
- * so nothing of an earlier policy stays reachable. peers holds its own
- * reference to each trie: the fds are closed after.
+ * Gives every set with peers a new trie in slot, and the other indices
+ * below @n (what the slot's earlier policy may have used) the empty trie,
+ * in one batch. peers holds its own reference to each trie: the fds are
+ * closed after.
  */
 static int write_peers(const struct ph_instance *inst, __u32 slot,
-		       const struct ph_policy *pol)
+		       const struct ph_policy *pol, __u32 n)
 {
-	__u32 *keys = calloc(PH_MAX_SETS, sizeof(*keys)), nold = 0, n = 0;
-	__u32 *old = calloc(PH_MAX_SETS, sizeof(*old));
-	int *fds = calloc(PH_MAX_SETS, sizeof(*fds)), empty = -1, err;
-	bool *used = calloc(PH_MAX_SETS, sizeof(*used));
+	int *set_fd = malloc(PH_MAX_SETS * sizeof(*set_fd)), err = 0;
 	const struct ph_peer_entry *e = pol->peer_entries;
 	int ne = 0;
 
-	err = keys && old && fds && used ? 0 : -ENOMEM;
-	if (!err)
-		err = peers_present(inst, slot, old, &nold);
+	if (!set_fd)
+		return -ENOMEM;
+	for (__u32 set = 0; set < PH_MAX_SETS; set++)
+		set_fd[set] = -1;
 	/* The compiler emits each set's entries together, in set order. */
-	for (int si = 0; !err && si < pol->nservices && si < PH_MAX_SETS;
-	     si++) {
+	for (int si = 0; si < pol->nservices && si < PH_MAX_SETS; si++) {
 		int first = ne;
 
 		while (ne < pol->npeer_entries && e[ne].set == si)
 			ne++;
 		if (pol->services[si].flags & PH_RF_PEER_ANY)
 			continue;
-		fds[n] = fill_set(&e[first], ne - first);
-		if (fds[n] < 0) {
-			err = fds[n];
+		set_fd[si] = fill_set(&e[first], ne - first);
+		if (set_fd[si] < 0) {
+			err = set_fd[si];
 			break;
 		}
-		keys[n++] = PH_PEER_SET_IDX(slot, si);
-		used[si] = true;
-	}
-	for (__u32 i = 0; !err && i < nold; i++) {
-		if (used[old[i] - PH_PEER_SET_IDX(slot, 0)])
-			continue;
-		if (empty < 0) {
-			empty = peer_trie_create();
-			if (empty < 0) {
-				err = empty;
-				break;
-			}
-		}
-		keys[n] = old[i];
-		fds[n++] = empty;
 	}
 	if (!err)
-		err = peers_put(inst, keys, fds, n);
-	for (__u32 i = 0; fds && i < n; i++)
-		if (fds[i] != empty)
-			close(fds[i]);
-	if (empty >= 0)
-		close(empty);
-	free(keys);
-	free(old);
-	free(fds);
-	free(used);
+		err = peers_put_slot(inst, slot, set_fd,
+				     n > (__u32)pol->nservices ?
+					     n :
+					     (__u32)pol->nservices);
+	for (__u32 set = 0; set < PH_MAX_SETS; set++)
+		if (set_fd[set] >= 0)
+			close(set_fd[set]);
+	free(set_fd);
 	return err;
 }
 
@@ -385,9 +356,12 @@ int ph_policy_install(struct ph_instance *inst, const struct ph_policy *pol,
 	err = write_names(inst, slot, pol);
 	if (err)
 		return write_failed("service_names", err);
-	err = write_peers(inst, slot, pol);
+	err = write_peers(inst, slot, pol, v.meta[slot].nrules);
 	if (err) {
-		clear_peers(inst, slot);
+		clear_peers(inst, slot,
+			    v.meta[slot].nrules > (__u32)pol->nservices ?
+				    v.meta[slot].nrules :
+				    (__u32)pol->nservices);
 		return write_failed("peers", err);
 	}
 
@@ -411,7 +385,7 @@ int ph_policy_install(struct ph_instance *inst, const struct ph_policy *pol,
 		return write_failed("state", -errno);
 
 	/* No packet starts on the old slot now: release its tries. */
-	err = clear_peers(inst, old);
+	err = clear_peers(inst, old, v.meta[old].nrules);
 	if (err)
 		pr_debug("cannot clear the peers of the old slot %u: %s", old,
 			 strerror(-err));

@@ -88,6 +88,28 @@ static __always_inline __u64 ph_clock_ns(struct ph_clock *c)
 	return c->ns;
 }
 
+/*
+ * @n as the size of a helper that copies into memory and refuses a size
+ * that may be 0 (ARG_CONST_SIZE: bpf_skb_load_bytes(), ...). The caller has
+ * checked 1 <= @n <= @cap (a power of two); this makes the verifier of
+ * every supported kernel see it too. A `n != 0` test is not enough: the
+ * verifier of 6.1 does not raise a range's minimum from it (6.12's does),
+ * and clang turns `n >= 1` into that very test. ((n - 1) & (cap - 1)) + 1
+ * equals n in that range, and every verifier follows the arithmetic to
+ * [1, cap]; the asm keeps clang from folding it back into n.
+ */
+#define PH_SIZE_ARG(n, cap)                                                    \
+	({                                                                     \
+		_Static_assert((cap) > 0 && ((cap) & ((cap) - 1)) == 0,        \
+			       "PH_SIZE_ARG: cap must be 2^k");                \
+		__u64 sz_ = (__u64)(n) - 1;                                    \
+		asm volatile("%[sz] &= %[mask]\n\t"                            \
+			     "%[sz] += 1"                                      \
+			     : [sz] "+r"(sz_)                                  \
+			     : [mask] "i"((cap) - 1));                         \
+		sz_;                                                           \
+	})
+
 /* syn_watch (include/pinhole/pinhole.h): the @kind entry of local port
  * @lport. */
 static __always_inline __u64 *ph_syn_watch(__u32 kind, __be16 lport)

@@ -45,7 +45,9 @@ while getopts "i:d:m:p:P:S:s:t:r:n:b:c:h" o; do
 done
 [ -n "$IFACE" ] && [ -n "$DST" ] && [ -n "$DMAC" ] || usage
 [ "$(id -u)" = 0 ] || { echo "pktgen.sh: needs root" >&2; exit 2; }
-[ -e "/sys/class/net/$IFACE" ] || { echo "pktgen.sh: no interface $IFACE" >&2; exit 1; }
+# ip, not /sys/class/net: under `nsenter --net` /sys still shows the
+# namespace it was mounted in
+ip link show dev "$IFACE" >/dev/null 2>&1 || { echo "pktgen.sh: no interface $IFACE" >&2; exit 1; }
 modprobe pktgen 2>/dev/null || true
 [ -e /proc/net/pktgen/pgctrl ] || { echo "pktgen.sh: the pktgen module is not available" >&2; exit 2; }
 
@@ -53,7 +55,11 @@ range() { # "A-B" or "A" -> "A B"
 	case $1 in *-*) echo "${1%-*} ${1#*-}" ;; *) echo "$1 $1" ;; esac
 }
 pg() { # pg FILE COMMAND: write one pktgen command, fail loudly
-	echo "$2" >"$1"
+	# the kernel may refuse the write itself (e.g. ENOTSUPP, 524)
+	if ! (echo "$2" >"$1") 2>/dev/null; then
+		echo "pktgen.sh: '$2' refused by $1: $(grep '^Result:' "$1" 2>/dev/null)" >&2
+		exit 1
+	fi
 	if ! grep -q "^Result: OK" "$1" 2>/dev/null && [ "$(basename "$1")" != pgctrl ]; then
 		echo "pktgen.sh: '$2' -> $(grep '^Result:' "$1")" >&2
 		exit 1
@@ -70,7 +76,14 @@ for ((t = 0; t < THREADS; t++)); do
 	f="/proc/net/pktgen/$dev"
 	pg "$f" "count $COUNT"
 	pg "$f" "clone_skb $CLONE"
-	pg "$f" "pkt_size $((SIZE - 4))" # pktgen adds the FCS
+	# pkt_size is the frame without FCS, as SIZE: the NIC adds the FCS
+	pg "$f" "pkt_size $SIZE"
+	# burst > 1 needs a driver with xmit_more (real NICs); veth and some
+	# virtual devices refuse it (ENOTSUPP): send one by one there
+	if [ "$BURST" != 1 ] && ! (echo "burst $BURST" >"$f") 2>/dev/null; then
+		echo "pktgen.sh: $IFACE refuses burst $BURST; using burst 1" >&2
+		BURST=1
+	fi
 	pg "$f" "burst $BURST"
 	pg "$f" "queue_map_min $t"
 	pg "$f" "queue_map_max $t"

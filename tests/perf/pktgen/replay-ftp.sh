@@ -41,12 +41,15 @@ done
 for t in tcpreplay tcprewrite tcpdump; do
 	command -v $t >/dev/null || { echo "replay-ftp.sh: $t missing (apt install tcpreplay tcpdump)" >&2; exit 2; }
 done
-[ -e "/sys/class/net/$IFACE" ] || { echo "replay-ftp.sh: no interface $IFACE" >&2; exit 1; }
+# ip, not /sys/class/net: under `nsenter --net` /sys still shows the
+# namespace it was mounted in, not this one's interfaces
+ip link show dev "$IFACE" >/dev/null 2>&1 || { echo "replay-ftp.sh: no interface $IFACE" >&2; exit 1; }
 if [ -z "$CLIENT" ]; then
 	CLIENT=$(ip -4 -o addr show dev "$IFACE" | awk '{print $4}' | cut -d/ -f1 | head -1)
 	[ -n "$CLIENT" ] || { echo "replay-ftp.sh: $IFACE has no IPv4 address; give -c" >&2; exit 1; }
 fi
-CMAC=$(cat "/sys/class/net/$IFACE/address")
+CMAC=$(ip -o link show dev "$IFACE" | sed -n 's|.* link/ether \([0-9a-f:]*\) .*|\1|p')
+[ -n "$CMAC" ] || { echo "replay-ftp.sh: $IFACE has no Ethernet address" >&2; exit 1; }
 
 work=$(mktemp -d /tmp/phb-replay.XXXXXX)
 trap 'rm -rf "$work"' EXIT
