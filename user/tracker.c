@@ -29,6 +29,7 @@
 #include <sys/epoll.h>
 #include <sys/file.h>
 #include <sys/random.h>
+#include <signal.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -1492,6 +1493,8 @@ struct ph_trk_runner {
 	struct ph_ftps_rec *ftps;
 	struct ph_ftps_maps ftps_maps;
 	bool syslog;
+	int (*hup)(void *ctx); /* SIGHUP: reload, then go on */
+	void *hup_ctx;
 	bool ftps_failed; /* a pass failed (said once) */
 	__u32 events_id;
 	__u32 since_sweep;
@@ -1572,7 +1575,9 @@ static void rt_log(void *ctx, int level, const char *line)
 		       level == PH_TRK_LOG_INFO ? LOG_INFO : LOG_DEBUG,
 		       "%s", line);
 	else
-		fprintf(stderr, "pinhole: %s\n", line);
+		ph_log_line(level == PH_TRK_LOG_WARN ? PH_LOG_NOTICE :
+			    level == PH_TRK_LOG_INFO ? PH_LOG_INFO :
+			    PH_LOG_DEBUG, line);
 }
 
 static const struct ph_trk_ops rt_ops = {
@@ -1687,6 +1692,8 @@ int ph_trk_runner_open(struct ph_trk_runner **out, const char *pin_dir,
 	}
 	ph_strlcpy(r->pin_dir, pin_dir, sizeof(r->pin_dir));
 	r->syslog = o && o->syslog;
+	r->hup = o ? o->hup : NULL;
+	r->hup_ctx = o ? o->hup_ctx : NULL;
 	err = ph_trk_pins_open(&r->pins, pin_dir);
 	if (err) {
 		if (err == -ENOENT)
@@ -1792,10 +1799,14 @@ int ph_trk_runner_loop(struct ph_trk_runner *r, const sigset_t *stop)
 
 			if (evs[i].data.fd != sfd)
 				continue;
-			if (read(sfd, &si, sizeof(si)) == sizeof(si)) {
-				ret = (int)si.ssi_signo;
-				goto out;
+			if (read(sfd, &si, sizeof(si)) != sizeof(si))
+				continue;
+			if (si.ssi_signo == SIGHUP && r->hup) {
+				r->hup(r->hup_ctx);
+				continue;
 			}
+			ret = (int)si.ssi_signo;
+			goto out;
 		}
 		/* Also after a timeout: the ring buffer only wakes a reader
 		 * that has caught up, so leftovers are read here. */

@@ -5,14 +5,18 @@
  * explicitly; callers zero them before use.
  *
  * Changing any struct or map size here changes the pinned layout: bump
- * PH_LAYOUT_VERSION so an old pin directory is recreated, never reused.
+ * PH_LAYOUT_VERSION. An instance of another layout that still carries
+ * interfaces is migrated by user/upgrade.c (its flow-like tables copied and
+ * converted, the policy rebuilt), never reused as it is. Fields of the
+ * structs upgrade.c converts by prefix (ph_flow, ph_expect, ph_iface) are
+ * only ever appended.
  */
 #ifndef PINHOLE_PINHOLE_H
 #define PINHOLE_PINHOLE_H
 
 #include <linux/types.h>
 
-#define PH_LAYOUT_VERSION 7
+#define PH_LAYOUT_VERSION 8
 
 /* Default pin directory, overridable with --pin-dir or PINHOLE_PIN_DIR. */
 #define PH_DEFAULT_PIN_DIR "/sys/fs/bpf/pinhole"
@@ -196,6 +200,11 @@ struct ph_state {
 	__u8 pad;
 	__u16 failsafe_port;  /* copy of ph_load_cfg.failsafe_port (for status) */
 	char policy[224];     /* path of the policy in force (for status) */
+	/* Build identity of the programs in force (layout 8): "VERSION
+	 * bpf:HASH", HASH a 64-bit FNV-1a of both BPF objects this pinhole
+	 * embeds (user/loader.c, ph_build_id). Another build that finds the
+	 * instance attached replaces the programs (docs/cli.md, upgrade). */
+	char build[64];
 };
 
 /* service_names: array [PH_SLOTS * PH_MAX_RULES], index slot * PH_MAX_RULES
@@ -343,10 +352,12 @@ struct ph_iface {
 	__u32 tc_handle;      /* our egress filter: handle and priority */
 	__u16 tc_priority;
 	__u8 tc_hook_created; /* 1: we created clsact, so detach destroys it */
-	__u8 pad;
+	__u8 flags;           /* PH_IFF_* */
 	__u64 netns_ino;      /* network namespace of ifindex (/proc/self/ns/net) */
 };
 #define PH_IFACES_MAX 64
+/* ph_iface.flags */
+#define PH_IFF_RUN (1u << 0) /* attached by `pinhole run`: a later run may adopt it */
 
 /* ---------------------------------------------------------------------- */
 /* Load-time options: `const volatile struct ph_load_cfg ph_cfg` in each   */
