@@ -89,8 +89,8 @@ static bool is_prog_pin(const char *name)
  * Which pins did pinhole make? The `state` pin: an array of one element
  * named "state" with BTF. Every other map of an instance was created by
  * the same object load as its state, so it carries the same BTF object
- * (btf_id), except maps without key/value types (the `events` ring
- * buffer), recognised by type and name. Programs by type and name. A map
+ * (btf_id), except maps libbpf creates without BTF (the `events` ring
+ * buffer, the `peers` array of maps), recognised by type and name. Programs by type and name. A map
  * made by hand (bpftool map create) has no BTF: it is never ours.
  * Returns 1 ours, 0 not, -errno (-ENOENT: no such pin).
  */
@@ -143,7 +143,10 @@ static int pin_owner(const char *dir, const char *name, __u32 state_btf)
 			return 0;
 		if (info.btf_id)
 			return state_btf && info.btf_id == state_btf;
-		return info.type == BPF_MAP_TYPE_RINGBUF;
+		/* Types libbpf creates without BTF (no key/value types). */
+		return info.type == BPF_MAP_TYPE_RINGBUF ||
+		       info.type == BPF_MAP_TYPE_ARRAY_OF_MAPS ||
+		       info.type == BPF_MAP_TYPE_HASH_OF_MAPS;
 	}
 }
 
@@ -583,10 +586,10 @@ void ph_instance_remove(const char *pin_dir)
 
 int ph_instance_move(const char *from, const char *to)
 {
-	char src[PATH_MAX], dst[PATH_MAX];
+	char src[PATH_MAX], dst[PATH_MAX], moved[MAX_PIN_NAMES * 2][NAME_MAX + 1];
 	struct dirent *de;
 	__u32 old_btf = 0;
-	int err = 0;
+	int err = 0, nmoved = 0;
 	DIR *d;
 
 	state_owner(to, &old_btf);
@@ -599,8 +602,12 @@ int ph_instance_move(const char *from, const char *to)
 			continue;
 		pin_path(src, sizeof(src), from, de->d_name);
 		pin_path(dst, sizeof(dst), to, de->d_name);
-		if (rename(src, dst) && !err)
-			err = -errno;
+		if (rename(src, dst)) {
+			err = err ? err : -errno;
+			continue;
+		}
+		if (nmoved < (int)ARRAY_SIZE(moved))
+			ph_strlcpy(moved[nmoved++], de->d_name, sizeof(moved[0]));
 	}
 	closedir(d);
 	if (err)
@@ -609,13 +616,14 @@ int ph_instance_move(const char *from, const char *to)
 	 * old state gone they could no longer be told from foreign ones. */
 	d = opendir(to);
 	while (d && (de = readdir(d))) {
+		bool new = false;
+
 		if (de->d_name[0] == '.' || !strcmp(de->d_name, "state") ||
 		    de->d_type == DT_DIR)
 			continue;
-		pin_path(src, sizeof(src), from, de->d_name);
-		if (ph_path_exists(src))
-			continue;
-		if (pin_owner(to, de->d_name, old_btf) == 1) {
+		for (int i = 0; i < nmoved; i++)
+			new |= !strcmp(moved[i], de->d_name);
+		if (!new && pin_owner(to, de->d_name, old_btf) == 1) {
 			pin_path(dst, sizeof(dst), to, de->d_name);
 			pr_debug("removing %s (the new build has no such pin)", dst);
 			unlink(dst);

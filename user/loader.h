@@ -144,10 +144,10 @@ int ph_progs_load(const char *pin_root, const struct ph_load_opts *o,
 void ph_progs_close(struct ph_progs *p);
 
 /* Pin fd as pin_dir/name, atomically replacing a pin of that name
- * (bpf_obj_pin into pin_dir/.upgrade, then rename). 0 or -errno. */
+ * (bpf_obj_pin into pin_dir/upgrading, then rename). 0 or -errno. */
 int ph_pin_replace(int fd, const char *pin_dir, const char *name);
 /* The staging directory of ph_pin_replace() and upgrades, in pin_dir. */
-#define PH_STAGING_DIR ".upgrade"
+#define PH_STAGING_DIR "upgrading" /* bpffs refuses names with a dot */
 
 /* ---- interfaces ---- */
 

@@ -26,7 +26,7 @@ struct ph_upgrade_result {
  * inst: open (ph_instance_open), caller holds the CLI lock. Same layout:
  * loads this build's programs against the pinned maps, swaps them on every
  * live interface (ph_iface_replace), repins them, records the build.
- * Another layout: builds a complete new instance in PIN/.upgrade with pol
+ * Another layout: builds a complete new instance in PIN/upgrading with pol
  * installed (required then), copies and converts the flow-like tables,
  * swaps the programs, copies what the old programs added meanwhile, then
  * moves the new pins over the old ones. On failure nothing changed (the
