@@ -925,6 +925,7 @@ static int do_status(struct ctx *c)
 		ph_json_object_begin(&j);
 		ph_json_kv_string(&j, "pin_dir", c->pin_dir);
 		ph_json_kv_uint(&j, "layout_version", v.st.layout_version);
+		ph_json_kv_string(&j, "build", inst.build);
 		ph_json_kv_string(&j, "policy", v.st.policy);
 		ph_json_kv_uint(&j, "generation", v.st.generation);
 		ph_json_kv_uint(&j, "active_slot", v.st.active_slot);
@@ -976,6 +977,8 @@ static int do_status(struct ctx *c)
 	}
 
 	printf("instance    %s (layout v%u)\n", c->pin_dir, v.st.layout_version);
+	printf("build       %s%s\n", inst.build[0] ? inst.build : "(not recorded)",
+	       strcmp(inst.build, ph_build_id()) ? " (not this binary's: see 'pinhole help upgrade')" : "");
 	printf("policy      %s\n", v.st.policy[0] ? v.st.policy : "(none)");
 	printf("generation  %u (slot %u, loaded %s ago)\n", v.st.generation,
 	       v.st.active_slot, age);
