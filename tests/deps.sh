@@ -10,7 +10,7 @@ PKGS=(
 	iproute2 iputils-ping procps util-linux xdp-tools nftables conntrack
 	vsftpd openssh-server openssh-client nginx lftp curl openssl
 	tcpdump tcpreplay python3 python3-scapy libfuzzer-14-dev
-	netcat-openbsd
+	netcat-openbsd libsystemd-dev
 )
 
 missing=()
