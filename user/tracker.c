@@ -1497,6 +1497,7 @@ struct ph_trk_runner {
 	void *hup_ctx;
 	bool ftps_failed; /* a pass failed (said once) */
 	__u32 events_id;
+	__u32 xdp_prog_id; /* of the prog_xdp pin: an upgrade replaces it */
 	__u32 since_sweep;
 	__u64 next_sweep;
 	__u64 next_ftps;
@@ -1639,7 +1640,23 @@ static __u32 map_id(int fd)
 	return bpf_obj_get_info_by_fd(fd, &info, &len) ? 0 : info.id;
 }
 
-/* Still the instance we opened? (detach --all elsewhere unpins it.) */
+static __u32 pinned_prog_id(const char *pin_dir)
+{
+	struct bpf_prog_info info = {};
+	__u32 len = sizeof(info);
+	int fd = ph_pin_get(pin_dir, "prog_xdp");
+
+	if (fd < 0)
+		return 0;
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		info.id = 0;
+	close(fd);
+	return info.id;
+}
+
+/* Still the instance we opened, with the programs we started with?
+ * (detach --all elsewhere unpins it; `pinhole upgrade` replaces the
+ * programs, and with another layout the maps.) */
 static bool instance_alive(const struct ph_trk_runner *r)
 {
 	int fd = ph_pin_get(r->pin_dir, "events");
@@ -1649,6 +1666,11 @@ static bool instance_alive(const struct ph_trk_runner *r)
 		return fd != -ENOENT;
 	same = map_id(fd) == r->events_id;
 	close(fd);
+	if (same && r->xdp_prog_id) {
+		__u32 id = pinned_prog_id(r->pin_dir);
+
+		same = !id || id == r->xdp_prog_id;
+	}
 	return same;
 }
 
@@ -1707,6 +1729,7 @@ int ph_trk_runner_open(struct ph_trk_runner **out, const char *pin_dir,
 		return err == -ENOENT ? PH_EXIT_USER : PH_EXIT_ENV;
 	}
 	r->events_id = map_id(r->pins.events);
+	r->xdp_prog_id = pinned_prog_id(pin_dir);
 	bpf_map_lookup_elem(r->pins.totals, &key, &tot);
 	clear_sessions(r->pins.sessions);
 	cfg.ttl_ns = policy_ttl_ns(r);
@@ -1780,7 +1803,7 @@ int ph_trk_runner_loop(struct ph_trk_runner *r, const sigset_t *stop)
 		}
 		if (now >= next_alive) {
 			if (!instance_alive(r)) {
-				pr_info("the instance at %s is gone (detached); the session tracker stops",
+				pr_info("the instance at %s is gone or was replaced; the session tracker stops",
 					r->pin_dir);
 				ret = 0;
 				break;
