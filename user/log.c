@@ -25,7 +25,7 @@ static bool stderr_is_journal(void)
 	       (unsigned long long)st.st_ino == ino;
 }
 
-static const char *prio(int level)
+const char *ph_log_prio(int level)
 {
 	if (!journal)
 		return "";
@@ -42,7 +42,7 @@ static int libbpf_print(enum libbpf_print_level level, const char *fmt,
 {
 	if (!verbose || (level == LIBBPF_DEBUG && verbose < 2))
 		return 0;
-	fprintf(stderr, "%slibbpf: %s: ", prio(level == LIBBPF_WARN ? PH_LOG_NOTICE : PH_LOG_DEBUG),
+	fprintf(stderr, "%slibbpf: %s: ", ph_log_prio(level == LIBBPF_WARN ? PH_LOG_NOTICE : PH_LOG_DEBUG),
 		level == LIBBPF_WARN ? "warn" :
 		level == LIBBPF_INFO ? "info" : "debug");
 	return vfprintf(stderr, fmt, ap);
@@ -66,7 +66,7 @@ void ph_log(int level, const char *fmt, ...)
 
 	if (level == PH_LOG_DEBUG && !verbose)
 		return;
-	fputs(prio(level), stderr);
+	fputs(ph_log_prio(level), stderr);
 	fputs(level == PH_LOG_DEBUG ? "pinhole: debug: " : "pinhole: ",
 	      stderr);
 	va_start(ap, fmt);
@@ -77,7 +77,7 @@ void ph_log(int level, const char *fmt, ...)
 
 void ph_log_line(int level, const char *line)
 {
-	fprintf(stderr, "%spinhole: %s\n", prio(level), line);
+	fprintf(stderr, "%spinhole: %s\n", ph_log_prio(level), line);
 }
 
 bool ph_log_journal(void)

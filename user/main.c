@@ -79,7 +79,7 @@ static int load_policy(const char *path, struct ph_policy *pol)
 	if (!ph_policy_load_file(path, pol, &err))
 		return PH_EXIT_OK;
 	ph_policy_error_format(&err, msg, sizeof(msg));
-	fprintf(stderr, "%s\n", msg);
+	fprintf(stderr, "%s%s\n", ph_log_prio(PH_LOG_WARN), msg);
 	return PH_EXIT_USER;
 }
 
