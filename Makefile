@@ -20,7 +20,7 @@ BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
 	      -Iinclude -I/usr/include/$(MULTIARCH) $(BPF_EXTRA_CFLAGS)
 USER_CFLAGS := -g -O2 -Wall -Wextra -Werror -std=gnu11 -D_GNU_SOURCE \
 	       -Iinclude -Iuser -I$(OUT) $(EXTRA_CFLAGS)
-LDLIBS := -lbpf -lelf -lz -lsystemd
+LDLIBS := -lxdp -lbpf -lelf -lz -lsystemd
 
 # `pinhole --version` and state.build (with a hash of the BPF objects).
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo unknown)

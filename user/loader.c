@@ -22,9 +22,11 @@
 #include "tc_egress.skel.h"
 
 #include "loader.h"
+#include "counters.h"
 #include "log.h"
 #include "util.h"
 #include "version.h"
+#include "xdp_multi.h"
 
 static const char *const map_names[PH_MAP__COUNT] = {
 	[PH_MAP_STATE] = "state",
@@ -40,6 +42,10 @@ static const char *const map_names[PH_MAP__COUNT] = {
 	[PH_MAP_COUNTERS] = "counters",
 	[PH_MAP_IFACES] = "ifaces",
 	[PH_MAP_FTPS_PEERS] = "ftps_peers",
+	[PH_MAP_SVC_COUNTERS] = "svc_counters",
+	[PH_MAP_SVC_IDS] = "svc_ids",
+	[PH_MAP_MONITOR] = "monitor",
+	[PH_MAP_MONITOR_CTL] = "monitor_ctl",
 };
 
 const char *ph_map_name(enum ph_map_id id)
@@ -701,6 +707,7 @@ int ph_progs_load(const char *pin_root, const struct ph_load_opts *o,
 	int err, r;
 
 	p->xdp_fd = p->tc_fd = -1;
+	p->inst = NULL;
 	r = skels_open(&s, pin_root);
 	if (r)
 		return r;
@@ -997,7 +1004,12 @@ void ph_iface_probe(const struct ph_instance *inst, const struct ph_iface *rec,
 	}
 	if (!if_indextoname(rec->ifindex, name))
 		return;
-	if (!bpf_xdp_query((int)rec->ifindex, 0, &xq)) {
+	if (rec->xdp_dispatcher) {
+		/* The device runs the dispatcher; ours is one member. */
+		if (ph_xdp_dispatcher_has((int)rec->ifindex, rec->xdp_prog_id,
+					  &live->xdp_attach_mode))
+			live->xdp_prog_id = rec->xdp_prog_id;
+	} else if (!bpf_xdp_query((int)rec->ifindex, 0, &xq)) {
 		live->xdp_prog_id = xq.prog_id ? xq.prog_id :
 				    xq.drv_prog_id ? xq.drv_prog_id : xq.skb_prog_id;
 		live->xdp_attach_mode = xq.attach_mode;
@@ -1026,6 +1038,23 @@ int ph_iface_check_free(const char *name, int ifindex)
 		bpf_obj_get_info_by_fd(fd, &info, &len);
 		close(fd);
 	}
+	if (!strcmp(info.name, "xdp_dispatcher") && ph_xdp_dispatcher_wanted()) {
+		char members[256];
+		bool pinhole;
+		int n = ph_xdp_dispatcher_members(ifindex, members,
+						  sizeof(members), &pinhole);
+
+		if (n >= 0 && !pinhole) {
+			pr_debug("%s: libxdp dispatcher (id %u) with %s; joining it",
+				 name, id, n ? members : "no members");
+			return PH_EXIT_OK;
+		}
+		if (n >= 0) {
+			pr_warn("%s: its XDP dispatcher already runs a pinhole program (%s), from another pin dir; detach it with that --pin-dir first",
+				name, members);
+			return PH_EXIT_USER;
+		}
+	}
 	if (!strcmp(info.name, "pinhole_xdp"))
 		pr_warn("%s: already carries a pinhole XDP program (id %u) from another pin dir; detach it with that --pin-dir first",
 			name, id);
@@ -1035,8 +1064,8 @@ int ph_iface_check_free(const char *name, int ifindex)
 	return PH_EXIT_USER;
 }
 
-static int xdp_attach(struct ph_instance *inst, const char *name, int ifindex,
-		      enum ph_xdp_mode mode, __u32 *flags_out)
+static int xdp_attach_plain(struct ph_instance *inst, const char *name,
+			    int ifindex, enum ph_xdp_mode mode, __u32 *flags_out)
 {
 	const __u32 base = XDP_FLAGS_UPDATE_IF_NOEXIST;
 	int err;
@@ -1096,6 +1125,38 @@ static int xdp_fd_of(__u32 id, int pinned_fd)
 	return id ? bpf_prog_get_fd_by_id(id) : -1;
 }
 
+/*
+ * Through libxdp's dispatcher when it works, so other XDP programs can
+ * share the hook; else the plain attach (prog_xdp on the device), with a
+ * notice saying why.
+ */
+static int xdp_attach(struct ph_instance *inst, const char *name, int ifindex,
+		      enum ph_xdp_mode mode, struct ph_iface *rec)
+{
+	LIBBPF_OPTS(bpf_xdp_query_opts, xq);
+	char why[256];
+	int err;
+
+	if (ph_xdp_dispatcher_wanted()) {
+		err = ph_xdp_dispatcher_attach(inst, name, ifindex, mode, rec, why,
+					       sizeof(why));
+		if (!err)
+			return PH_EXIT_OK;
+		/* A dispatcher is on the device: falling back could only
+		 * fail (and must not replace it). */
+		if (!bpf_xdp_query(ifindex, 0, &xq) && xq.prog_id) {
+			pr_warn("%s: cannot join the XDP dispatcher there: %s; rerun with -v",
+				name, why);
+			return PH_EXIT_ENV;
+		}
+		pr_info("%s: libxdp's dispatcher is not usable (%s); attaching directly, so no other XDP program can share %s",
+			name, why, name);
+	}
+	rec->xdp_dispatcher = 0;
+	rec->xdp_prog_id = inst->xdp_prog_id;
+	return xdp_attach_plain(inst, name, ifindex, mode, &rec->xdp_flags);
+}
+
 /* Detach XDP program prog_id from ifindex in the mode it runs in. */
 static int xdp_detach_id(const struct ph_instance *inst, int ifindex,
 			 __u32 prog_id, __u32 mode_flags)
@@ -1139,17 +1200,21 @@ static int tc_attach(struct ph_instance *inst, const char *name, int ifindex,
 		return PH_EXIT_ENV;
 	}
 	rec->tc_hook_created = !err;
-	existing = tc_query(ifindex, PH_TC_HANDLE, PH_TC_PRIORITY);
-	if (existing && existing != inst->tc_prog_id) {
-		pr_warn("%s: a tc egress filter (handle %#x, pref %u, prog id %u) is in the way; remove it (tc filter del dev %s egress pref %u)",
-			name, PH_TC_HANDLE, PH_TC_PRIORITY, existing, name,
-			PH_TC_PRIORITY);
-		err = -EEXIST;
-		goto undo;
-	}
-	if (existing)
-		opts.flags = BPF_TC_F_REPLACE;
+	/* Attach first, query only if the place is taken: querying an empty
+	 * chain makes the kernel log "Cannot find specified filter chain",
+	 * which libbpf prints as a warning on every `-v attach`. */
 	err = bpf_tc_attach(&hook, &opts);
+	if (err == -EEXIST) {
+		existing = tc_query(ifindex, PH_TC_HANDLE, PH_TC_PRIORITY);
+		if (existing && existing != inst->tc_prog_id) {
+			pr_warn("%s: a tc egress filter (handle %#x, pref %u, prog id %u) is in the way; remove it (tc filter del dev %s egress pref %u)",
+				name, PH_TC_HANDLE, PH_TC_PRIORITY, existing,
+				name, PH_TC_PRIORITY);
+			goto undo;
+		}
+		opts.flags = BPF_TC_F_REPLACE;
+		err = bpf_tc_attach(&hook, &opts);
+	}
 	if (err) {
 		pr_warn("%s: cannot attach the TC egress program: %s", name,
 			strerror(-err));
@@ -1177,7 +1242,8 @@ int ph_iface_attach(struct ph_instance *inst, const char *name, int ifindex,
 	int r, err;
 
 	ph_strlcpy(rec.name, name, sizeof(rec.name));
-	r = xdp_attach(inst, name, ifindex, mode, &rec.xdp_flags);
+	ph_iface_counters_claim(inst, ifindex);
+	r = xdp_attach(inst, name, ifindex, mode, &rec);
 	if (r)
 		return r;
 	r = tc_attach(inst, name, ifindex, &rec);
@@ -1210,8 +1276,83 @@ undo_tc:
 			tc_hook_destroy(ifindex);
 	}
 undo_xdp:
-	xdp_detach_id(inst, ifindex, inst->xdp_prog_id, rec.xdp_flags);
+	if (rec.xdp_dispatcher)
+		ph_xdp_dispatcher_detach(ifindex, rec.xdp_prog_id);
+	else
+		xdp_detach_id(inst, ifindex, inst->xdp_prog_id, rec.xdp_flags);
 	return r;
+}
+
+/* TC egress of rec from `from` to `to` (BPF_TC_F_REPLACE). */
+static int tc_replace(const struct ph_iface *rec, const struct ph_progs *from,
+		      const struct ph_progs *to, __u32 *new_id)
+{
+	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = (int)rec->ifindex,
+		    .attach_point = BPF_TC_EGRESS);
+	__u32 handle, prio, tc_live;
+	int err;
+
+	tc_ids(rec, &handle, &prio);
+	tc_live = tc_query((int)rec->ifindex, handle, prio);
+	if (tc_live && !is_ours(tc_live, from->tc_id, rec->tc_prog_id)) {
+		pr_warn("%s: tc egress filter (prog id %u) is not ours; not replacing it",
+			rec->name, tc_live);
+		return -EEXIST;
+	}
+	/* cls_bpf replaces the program of filter handle/pref in place
+	 * (BPF_TC_F_REPLACE): no gap. */
+	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = handle, .priority = prio,
+		    .prog_fd = to->tc_fd,
+		    .flags = tc_live ? BPF_TC_F_REPLACE : 0);
+	err = bpf_tc_attach(&hook, &opts);
+	if (err) {
+		pr_warn("%s: replacing the TC egress program failed: %s",
+			rec->name, strerror(-err));
+		return err;
+	}
+	*new_id = opts.prog_id;
+	return 0;
+}
+
+/* In libxdp's dispatcher: the new member joins, TC is swapped, then the
+ * old member leaves. */
+static int dispatcher_replace(const struct ph_iface *rec,
+			      const struct ph_progs *from,
+			      const struct ph_progs *to, struct ph_iface *nrec)
+{
+	enum ph_xdp_mode mode = rec->xdp_flags & XDP_FLAGS_SKB_MODE ?
+					PH_MODE_GENERIC : PH_MODE_NATIVE;
+	int ifindex = (int)rec->ifindex, err;
+	struct ph_instance tmp;
+	char why[256];
+
+	if (!to->inst) {
+		pr_warn("%s: internal error: no instance for the new dispatcher member",
+			rec->name);
+		return PH_EXIT_ENV;
+	}
+	/* The member is loaded from the new instance's pins, with the
+	 * load-time options of the new prog_xdp. */
+	tmp = *to->inst;
+	tmp.xdp_prog_fd = to->xdp_fd;
+	tmp.xdp_prog_id = to->xdp_id;
+	err = ph_xdp_dispatcher_attach(&tmp, rec->name, ifindex, mode, nrec, why,
+				       sizeof(why));
+	if (err) {
+		pr_warn("%s: cannot add the new program to libxdp's dispatcher: %s",
+			rec->name, why);
+		return PH_EXIT_ENV;
+	}
+	err = tc_replace(rec, from, to, &nrec->tc_prog_id);
+	if (err) {
+		ph_xdp_dispatcher_detach(ifindex, nrec->xdp_prog_id);
+		return err == -EEXIST ? PH_EXIT_USER : PH_EXIT_ENV;
+	}
+	err = ph_xdp_dispatcher_detach(ifindex, rec->xdp_prog_id);
+	if (err && err != -ENOENT)
+		pr_warn("%s: the old XDP program (id %u) could not leave the dispatcher: %s; both run (each must pass a packet)",
+			rec->name, rec->xdp_prog_id, strerror(-err));
+	return PH_EXIT_OK;
 }
 
 int ph_iface_replace(const struct ph_instance *inst, const struct ph_iface *rec,
@@ -1220,13 +1361,17 @@ int ph_iface_replace(const struct ph_instance *inst, const struct ph_iface *rec,
 {
 	LIBBPF_OPTS(bpf_xdp_query_opts, xq);
 	LIBBPF_OPTS(bpf_xdp_attach_opts, xo);
-	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = (int)rec->ifindex,
-		    .attach_point = BPF_TC_EGRESS);
 	int ifindex = (int)rec->ifindex, err, old_fd;
-	__u32 mode, live, handle, prio, tc_live;
 	struct ph_iface nrec = *rec;
+	__u32 mode, live;
 
-	(void)inst; /* the libxdp dispatcher path will need it */
+	(void)inst;
+	if (rec->xdp_dispatcher) {
+		err = dispatcher_replace(rec, from, to, &nrec);
+		if (err)
+			return err;
+		goto done;
+	}
 	err = bpf_xdp_query(ifindex, 0, &xq);
 	if (err) {
 		pr_warn("%s: cannot query XDP: %s", rec->name, strerror(-err));
@@ -1259,27 +1404,7 @@ int ph_iface_replace(const struct ph_instance *inst, const struct ph_iface *rec,
 	}
 	nrec.xdp_prog_id = to->xdp_id;
 	nrec.xdp_flags = mode;
-
-	tc_ids(rec, &handle, &prio);
-	tc_live = tc_query(ifindex, handle, prio);
-	if (tc_live && !is_ours(tc_live, from->tc_id, rec->tc_prog_id)) {
-		pr_warn("%s: tc egress filter (prog id %u) is not ours; not replacing it",
-			rec->name, tc_live);
-		err = -EEXIST;
-	} else {
-		/* cls_bpf replaces the program of filter handle/pref in
-		 * place (BPF_TC_F_REPLACE): no gap either. */
-		LIBBPF_OPTS(bpf_tc_opts, to_opts, .handle = handle,
-			    .priority = prio, .prog_fd = to->tc_fd,
-			    .flags = tc_live ? BPF_TC_F_REPLACE : 0);
-
-		err = bpf_tc_attach(&hook, &to_opts);
-		if (err)
-			pr_warn("%s: replacing the TC egress program failed: %s",
-				rec->name, strerror(-err));
-		else
-			nrec.tc_prog_id = to_opts.prog_id;
-	}
+	err = tc_replace(rec, from, to, &nrec.tc_prog_id);
 	if (err) {
 		/* Put the old XDP program back: the pair stays consistent. */
 		LIBBPF_OPTS(bpf_xdp_attach_opts, back, .old_prog_fd = to->xdp_fd);
@@ -1293,8 +1418,11 @@ int ph_iface_replace(const struct ph_instance *inst, const struct ph_iface *rec,
 			close(fd);
 		return err == -EEXIST ? PH_EXIT_USER : PH_EXIT_ENV;
 	}
-	pr_debug("%s: programs replaced (xdp %u -> %u, tc %u -> %u)", rec->name,
-		 live, nrec.xdp_prog_id, tc_live, nrec.tc_prog_id);
+done:
+	pr_debug("%s: programs replaced (xdp %u -> %u%s, tc %u -> %u)", rec->name,
+		 rec->xdp_prog_id, nrec.xdp_prog_id,
+		 rec->xdp_dispatcher ? " in the dispatcher" : "", rec->tc_prog_id,
+		 nrec.tc_prog_id);
 	if (out)
 		*out = nrec;
 	return PH_EXIT_OK;
@@ -1314,7 +1442,17 @@ int ph_iface_detach(struct ph_instance *inst, const struct ph_iface *rec)
 			 ifindex);
 		goto forget;
 	}
-	if (!bpf_xdp_query(ifindex, 0, &xq)) {
+	if (rec->xdp_dispatcher) {
+		err = ph_xdp_dispatcher_detach(ifindex, rec->xdp_prog_id);
+		if (err == -ENOENT) {
+			pr_info("%s: our XDP program (id %u) is no longer in its dispatcher",
+				name, rec->xdp_prog_id);
+		} else if (err) {
+			pr_warn("%s: cannot remove our XDP program from the dispatcher: %s",
+				name, strerror(-err));
+			r = PH_EXIT_ENV;
+		}
+	} else if (!bpf_xdp_query(ifindex, 0, &xq)) {
 		__u32 drv = xq.drv_prog_id, skb = xq.skb_prog_id;
 
 		/* Single-program queries report prog_id + attach_mode. */

@@ -57,6 +57,10 @@ enum ph_map_id {
 	PH_MAP_COUNTERS,
 	PH_MAP_IFACES,
 	PH_MAP_FTPS_PEERS,
+	PH_MAP_SVC_COUNTERS,
+	PH_MAP_SVC_IDS,
+	PH_MAP_MONITOR,
+	PH_MAP_MONITOR_CTL,
 	PH_MAP__COUNT,
 };
 
@@ -134,6 +138,9 @@ int ph_state_write_build(const struct ph_instance *inst);
 struct ph_progs {
 	int xdp_fd, tc_fd; /* -1: none */
 	__u32 xdp_id, tc_id;
+	/* The instance whose maps these programs use: a libxdp dispatcher
+	 * member is loaded from its pin dir (ph_iface_replace). */
+	const struct ph_instance *inst;
 };
 
 /* Load this build's two programs with maps pinned under pin_root: maps
@@ -181,9 +188,11 @@ int ph_iface_attach(struct ph_instance *inst, const char *name, int ifindex,
 		    enum ph_xdp_mode mode, struct ph_iface *out);
 
 /* Swap the programs on a live interface from `from` to `to` without a
- * gap: XDP with XDP_FLAGS_REPLACE (old_prog_fd), TC egress with
- * BPF_TC_F_REPLACE on the recorded handle/priority. Either both are
- * replaced (out: the new record, not yet written) or neither. */
+ * gap: XDP with XDP_FLAGS_REPLACE (old_prog_fd), or in libxdp's dispatcher
+ * the new member added before the old one is removed (meanwhile both run,
+ * each must pass a packet); TC egress with BPF_TC_F_REPLACE on the
+ * recorded handle/priority. Either both are replaced (out: the new record,
+ * not yet written) or neither. */
 int ph_iface_replace(const struct ph_instance *inst, const struct ph_iface *rec,
 		     const struct ph_progs *from, const struct ph_progs *to,
 		     struct ph_iface *out);

@@ -254,6 +254,7 @@ static void progs_of(const struct ph_instance *inst, struct ph_progs *p)
 	p->tc_fd = inst->tc_prog_fd;
 	p->xdp_id = inst->xdp_prog_id;
 	p->tc_id = inst->tc_prog_id;
+	p->inst = inst;
 }
 
 /* Swap every live interface from -> to; on a failure swap back those
@@ -296,6 +297,7 @@ static int upgrade_programs(struct ph_instance *inst, struct live_set *ls,
 	r = ph_progs_load(inst->pin_dir, o, &to);
 	if (r)
 		return r;
+	to.inst = inst; /* same maps */
 	progs_of(inst, &from);
 	r = swap_all(inst, ls, &from, &to);
 	if (r) {
