@@ -560,7 +560,8 @@ void ph_instance_remove(const char *pin_dir)
 	while (d && (de = readdir(d))) {
 		int r;
 
-		if (de->d_name[0] == '.' || !strcmp(de->d_name, "state"))
+		if (de->d_name[0] == '.' || !strcmp(de->d_name, "state") ||
+		    !strcmp(de->d_name, STAGING_DIR))
 			continue;
 		pin_path(path, sizeof(path), pin_dir, de->d_name);
 		r = de->d_type == DT_DIR ? 0 : pin_owner(pin_dir, de->d_name, btf);

@@ -290,6 +290,7 @@ static void load_opts_of(const struct ph_instance *inst,
 static int upgrade_programs(struct ph_instance *inst, struct live_set *ls,
 			    const struct ph_load_opts *o)
 {
+	char staging[PATH_MAX + sizeof(PH_STAGING_DIR) + 1];
 	struct ph_progs from, to;
 	int r, err;
 
@@ -307,6 +308,8 @@ static int upgrade_programs(struct ph_instance *inst, struct live_set *ls,
 	err = ph_pin_replace(to.xdp_fd, inst->pin_dir, PH_PIN_PROG_XDP);
 	if (!err)
 		err = ph_pin_replace(to.tc_fd, inst->pin_dir, PH_PIN_PROG_TC);
+	snprintf(staging, sizeof(staging), "%s/%s", inst->pin_dir, PH_STAGING_DIR);
+	rmdir(staging);
 	if (err) {
 		pr_warn("upgrade: cannot pin the new programs in %s: %s; putting the old ones back",
 			inst->pin_dir, strerror(-err));

@@ -218,6 +218,7 @@ start_run "$C" "$PH_TMP/run-c.log"
 ph_check "run (C) adopts the interface" grep -q "adopted $PH_IF_SRV" "$PH_TMP/run-c.log"
 flows_c=$(PH_BIN=$C ph_pinhole flows -j | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["flows"]))')
 ph_check "C: the flows are in the new table ($flows_a before, $flows_c now)" test "$flows_c" -ge "$flows_a"
+ph_check "no staging pins left ($PH_PIN/upgrading)" test ! -e "$PH_PIN/upgrading"
 ph_check "C: status shows layout $(layout "$C")" bash -c \
 	"nsenter --net=/run/netns/$PH_NS_SRV '$C' --pin-dir '$PH_PIN' status | grep -q 'layout v$(layout "$C")'"
 sleep 1
