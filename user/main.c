@@ -736,6 +736,30 @@ static int do_daemon(struct ctx *c)
 
 /* --------------------------------------------------------------- reload */
 
+/* reload/upgrade: compile --policy if given (*have), before anything is
+ * touched, then take the CLI lock. 0 or an exit code (nothing held). */
+static int policy_then_lock(struct ctx *c, struct ph_policy *pol, bool *have,
+			    int *lock)
+{
+	int r;
+
+	*have = false;
+	if (c->policy) {
+		r = load_policy(c->policy, pol);
+		if (r)
+			return r;
+		*have = true;
+	}
+	*lock = ph_lock(c->pin_dir);
+	if (*lock < 0) {
+		if (*have)
+			ph_policy_free(pol);
+		*have = false;
+		return -*lock;
+	}
+	return PH_EXIT_OK;
+}
+
 static int do_reload(struct ctx *c)
 {
 	struct ph_instance inst;
@@ -744,18 +768,9 @@ static int do_reload(struct ctx *c)
 	__u32 gen = 0;
 	int r, lock;
 
-	if (c->policy) {
-		r = load_policy(c->policy, &pol);
-		if (r)
-			return r; /* nothing touched: the old policy stays */
-		have = true;
-	}
-	lock = ph_lock(c->pin_dir);
-	if (lock < 0) {
-		if (have)
-			ph_policy_free(&pol);
-		return -lock;
-	}
+	r = policy_then_lock(c, &pol, &have, &lock);
+	if (r)
+		return r; /* nothing touched: the old policy stays */
 	r = open_existing(&inst, c->pin_dir);
 	if (!r && !have) {
 		/* No --policy: the one recorded in state, read again. */
@@ -799,18 +814,9 @@ static int do_upgrade(struct ctx *c)
 	__u32 gen = 0;
 	int r, lock;
 
-	if (c->policy) {
-		r = load_policy(c->policy, &pol);
-		if (r)
-			return r;
-		have = true;
-	}
-	lock = ph_lock(c->pin_dir);
-	if (lock < 0) {
-		if (have)
-			ph_policy_free(&pol);
-		return -lock;
-	}
+	r = policy_then_lock(c, &pol, &have, &lock);
+	if (r)
+		return r;
 	r = ph_instance_open(&inst, c->pin_dir);
 	if (r == -ENOENT) {
 		pr_warn("no pinhole instance at %s (nothing attached)", c->pin_dir);

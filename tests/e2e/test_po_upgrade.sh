@@ -182,37 +182,38 @@ nsenter --net="/run/netns/$PH_NS_CLI" python3 -c "$PY_CLI" "$PH_SRV4" "$W" >"$PH
 CLI=$!
 for _ in $(seq 50); do [ -e "$W/started" ] && break; sleep 0.1; done
 sleep 1
-id_a=$(xdp_id)
 flows_a=$(ph_pinhole flows -j | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["flows"]))')
 ph_check "A: the stream, the idle connection and FTP are in flows ($flows_a)" test "$flows_a" -ge 4
 
+# upgrade_to BIN TAG WORDS OLD_RUN: `pinhole upgrade` with BIN, which says
+# WORDS; the XDP program changes; the old build's run exits 3 without
+# detaching.
+upgrade_to() {
+	local bin=$1 tag=$2 words=$3 old=$4 before after
+	before=$(xdp_id)
+	PH_BIN=$bin ph_pinhole upgrade >"$PH_TMP/up-$tag.out" 2>&1
+	ph_check "pinhole upgrade ($tag) exits 0" test $? = 0
+	sed 's/^/      | /' "$PH_TMP/up-$tag.out"
+	ph_check "upgrade says $words" grep -q "$words" "$PH_TMP/up-$tag.out"
+	after=$(xdp_id)
+	ph_check "XDP program replaced ($before -> $after)" test "$after" != "$before" -a "$after" != 0
+	run_exit "$old"
+	ph_check "the old build's run exits 3 without detaching (exit $RUN_RC)" test "$RUN_RC" = 3
+	ph_check "the interface still carries pinhole after it exited" test "$(xdp_id)" = "$after"
+	PH_RUN_PID=
+}
+
 ph_section "A -> B: same layout, programs replaced, maps kept"
-PH_BIN=$B ph_pinhole upgrade >"$PH_TMP/up-b.out" 2>&1
-ph_check "pinhole upgrade (B) exits 0" test $? = 0
-sed 's/^/      | /' "$PH_TMP/up-b.out"
-ph_check "upgrade says flows kept" grep -q 'flows kept' "$PH_TMP/up-b.out"
-id_b=$(xdp_id)
-ph_check "XDP program replaced ($id_a -> $id_b)" test "$id_b" != "$id_a" -a "$id_b" != 0
-run_exit "$RUN_A"
-ph_check "run (A) exits 3 without detaching (exit $RUN_RC)" test "$RUN_RC" = 3
+upgrade_to "$B" B 'flows kept' "$RUN_A"
 ph_check "run (A) says why" grep -q 'upgraded in place to po-up-b' "$PH_TMP/run-a.log"
-ph_check "interface still carries pinhole after A's run exited" test "$(xdp_id)" = "$id_b"
-PH_RUN_PID=
 start_run "$B" "$PH_TMP/run-b.log"
 ph_check "run (B) starts and adopts the interface" grep -q "adopted $PH_IF_SRV" "$PH_TMP/run-b.log"
 RUN_B=$PH_RUN_PID
-ph_check "status shows build B" bash -c "PH_BIN='$B' ; nsenter --net=/run/netns/$PH_NS_SRV '$B' --pin-dir '$PH_PIN' status | grep -q 'build *po-up-b'"
+ph_check "status shows build B" bash -c "nsenter --net=/run/netns/$PH_NS_SRV '$B' --pin-dir '$PH_PIN' status | grep -q 'build *po-up-b'"
 sleep 1
 
 ph_section "B -> C: another layout, flows migrated"
-PH_BIN=$C ph_pinhole upgrade >"$PH_TMP/up-c.out" 2>&1
-ph_check "pinhole upgrade (C) exits 0" test $? = 0
-sed 's/^/      | /' "$PH_TMP/up-c.out"
-ph_check "upgrade says flows migrated" grep -q 'flows migrated' "$PH_TMP/up-c.out"
-id_c=$(xdp_id)
-ph_check "XDP program replaced ($id_b -> $id_c)" test "$id_c" != "$id_b" -a "$id_c" != 0
-run_exit "$RUN_B"
-ph_check "run (B) exits 3 without detaching (exit $RUN_RC)" test "$RUN_RC" = 3
+upgrade_to "$C" C 'flows migrated' "$RUN_B"
 PH_RUN_PID=
 start_run "$C" "$PH_TMP/run-c.log"
 ph_check "run (C) adopts the interface" grep -q "adopted $PH_IF_SRV" "$PH_TMP/run-c.log"
