@@ -35,17 +35,20 @@ build_copy() {
 	local dir=$1 version=$2
 	mkdir -p "$dir"
 	cp -r "$PH_ROOT/Makefile" "$PH_ROOT/bpf" "$PH_ROOT/include" "$PH_ROOT/user" "$dir/"
-	[ -n "${3:-}" ] && python3 -c "$3" "$dir/include/pinhole/pinhole.h"
+	if [ -n "${3:-}" ]; then
+		python3 -c "$3" "$dir/include/pinhole/pinhole.h" || return 1
+	fi
 	make -s -C "$dir" -j2 VERSION="$version" pinhole >"$dir/build.log" 2>&1 ||
 		{ tail -n 20 "$dir/build.log"; return 1; }
 }
 LAYOUT_PATCH='
 import re, sys
 p = sys.argv[1]; s = open(p).read()
-s = re.sub(r"#define PH_LAYOUT_VERSION (\d+)", lambda m: "#define PH_LAYOUT_VERSION %d" % (int(m.group(1)) + 1), s)
-marker = "userspace writes 0 */\n};"
-assert marker in s
-s = s.replace(marker, "userspace writes 0 */\n\t__u64 test_appended; /* test_po_upgrade: a layout change */\n};", 1)
+s, n = re.subn(r"#define PH_LAYOUT_VERSION (\d+)", lambda m: "#define PH_LAYOUT_VERSION %d" % (int(m.group(1)) + 1), s)
+assert n == 1, "PH_LAYOUT_VERSION not found"
+a = s.index("struct ph_flow {")
+b = s.index("\n};", a)
+s = s[:b] + "\n\t__u64 test_appended; /* test_po_upgrade: a layout change */" + s[b:]
 open(p, "w").write(s)'
 ph_expect_ok "build B" build_copy "$PH_TMP/b" po-up-b
 ph_expect_ok "build C (layout + 1, struct ph_flow grown)" build_copy "$PH_TMP/c" po-up-c "$LAYOUT_PATCH"
