@@ -17,10 +17,21 @@ msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
 endif
 
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
-	      -Iinclude -I/usr/include/$(MULTIARCH)
+	      -Iinclude -I/usr/include/$(MULTIARCH) $(BPF_EXTRA_CFLAGS)
 USER_CFLAGS := -g -O2 -Wall -Wextra -Werror -std=gnu11 -D_GNU_SOURCE \
 	       -Iinclude -Iuser -I$(OUT) $(EXTRA_CFLAGS)
-LDLIBS := -lxdp -lbpf -lelf -lz
+LDLIBS := -lxdp -lbpf -lelf -lz -lsystemd
+
+# `pinhole --version` and state.build (with a hash of the BPF objects).
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo unknown)
+
+# make install: PREFIX, DESTDIR, and where the unit and config go.
+PREFIX     ?= /usr/local
+DESTDIR    ?=
+SBINDIR    ?= $(PREFIX)/sbin
+MANDIR     ?= $(PREFIX)/share/man
+SYSCONFDIR ?= /etc
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
 
 BPF_SRCS  := $(wildcard bpf/*.bpf.c)
 BPF_OBJS  := $(patsubst bpf/%.bpf.c,$(OUT)/%.bpf.o,$(BPF_SRCS))
@@ -48,7 +59,7 @@ VMTEST    ?= full
 
 .DELETE_ON_ERROR:
 .SECONDARY:
-.PHONY: all deps test unit bpftest e2e fuzz fuzz-long bench bench-smoke demo clean vmtest
+.PHONY: all deps test unit bpftest e2e fuzz fuzz-long bench bench-smoke demo clean vmtest install FORCE
 
 all: pinhole
 
@@ -62,6 +73,13 @@ $(OUT)/%.bpf.o: bpf/%.bpf.c $(BPF_HDRS) | $(OUT)
 $(OUT)/%.skel.h: $(OUT)/%.bpf.o | $(OUT)
 	$(call msg,GEN-SKEL,$@)
 	$(Q)$(BPFTOOL) gen skeleton $< > $@
+
+# Rewritten only when VERSION changes, so a new commit relinks, not rebuilds.
+$(OUT)/version.h: FORCE | $(OUT)
+	$(Q)printf '#define PH_VERSION "%s"\n' '$(VERSION)' >$@.tmp; \
+	if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
+
+$(OUT)/user/loader.o $(OUT)/user/main.o: $(OUT)/version.h
 
 $(OUT)/user/%.o: user/%.c $(USER_HDRS) $(SKELS) | $(OUT)/user
 	$(call msg,CC,$@)
@@ -84,7 +102,7 @@ $(OUT)/tests/vm/%: tests/vm/%.c $(LIB_OBJS) $(SKELS) | $(OUT)/tests/vm
 	$(Q)$(CC) $(USER_CFLAGS) $< $(LIB_OBJS) $(LDLIBS) -o $@
 
 # Fuzz targets: the userspace library rebuilt with clang's libFuzzer + ASan.
-$(OUT)/tests/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS) $(USER_HDRS) $(SKELS) | $(OUT)/tests/fuzz
+$(OUT)/tests/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS) $(USER_HDRS) $(SKELS) $(OUT)/version.h | $(OUT)/tests/fuzz
 	$(call msg,FUZZ-CC,$@)
 	$(Q)$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE \
 		-Iinclude -Iuser -I$(OUT) -Itests $< $(FUZZ_LIB_SRCS) $(LDLIBS) -o $@
@@ -124,6 +142,20 @@ bench-smoke: all
 
 demo: deps all
 	$(Q)bash tests/demo.sh
+
+# The binary, man pages pinhole(8) and pinhole.policy(5), a default policy
+# (kept if one exists) and the systemd unit pinhole@.service (docs/install.md).
+install: pinhole
+	$(call msg,INSTALL,$(DESTDIR)$(PREFIX))
+	$(Q)install -D -m 0755 pinhole $(DESTDIR)$(SBINDIR)/pinhole
+	$(Q)install -D -m 0644 docs/man/pinhole.8 $(DESTDIR)$(MANDIR)/man8/pinhole.8
+	$(Q)install -D -m 0644 docs/man/pinhole.policy.5 $(DESTDIR)$(MANDIR)/man5/pinhole.policy.5
+	$(Q)install -d -m 0755 $(DESTDIR)$(SYSCONFDIR)/pinhole
+	$(Q)[ -e $(DESTDIR)$(SYSCONFDIR)/pinhole/pinhole.policy ] || \
+		install -m 0644 dist/pinhole.policy $(DESTDIR)$(SYSCONFDIR)/pinhole/pinhole.policy
+	$(Q)sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+		dist/pinhole@.service.in >$(OUT)/pinhole@.service
+	$(Q)install -D -m 0644 $(OUT)/pinhole@.service $(DESTDIR)$(UNITDIR)/pinhole@.service
 
 clean:
 	$(call msg,CLEAN,)

@@ -13,7 +13,7 @@ PKGS=(
 	iproute2 iputils-ping procps util-linux xdp-tools nftables conntrack
 	vsftpd openssh-server openssh-client nginx lftp curl openssl
 	tcpdump tcpreplay python3 python3-scapy libfuzzer-14-dev
-	netcat-openbsd python3-prometheus-client
+	netcat-openbsd python3-prometheus-client libsystemd-dev
 	qemu-system-x86 busybox-static netsniff-ng
 )
 

@@ -4,6 +4,7 @@
  * run time (never duplicated here), so a pinned map is compared with
  * exactly what this build would create.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <net/if.h>
 #include <stdbool.h>
@@ -18,6 +19,7 @@
 #include <linux/if_link.h>
 #include <linux/sockios.h>
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <pinhole/pinhole.h>
 
@@ -28,6 +30,7 @@
 #include "counters.h"
 #include "log.h"
 #include "util.h"
+#include "version.h"
 #include "xdp_multi.h"
 
 static const char *const map_names[PH_MAP__COUNT] = {
@@ -53,6 +56,109 @@ static const char *const map_names[PH_MAP__COUNT] = {
 const char *ph_map_name(enum ph_map_id id)
 {
 	return map_names[id];
+}
+
+static __u64 fnv1a(__u64 h, const void *data, size_t n)
+{
+	const unsigned char *p = data;
+
+	for (size_t i = 0; i < n; i++) {
+		h ^= p[i];
+		h *= 0x100000001b3ull;
+	}
+	return h;
+}
+
+const char *ph_build_id(void)
+{
+	static char id[sizeof(((struct ph_state *)0)->build)];
+	__u64 h = 0xcbf29ce484222325ull;
+	const void *elf;
+	size_t n;
+
+	if (id[0])
+		return id;
+	/* The objects as embedded (code, BTF, relocations): two builds
+	 * whose programs differ in any way get different ids. */
+	elf = xdp_ingress_bpf__elf_bytes(&n);
+	h = fnv1a(h, elf, n);
+	elf = tc_egress_bpf__elf_bytes(&n);
+	h = fnv1a(h, elf, n);
+	snprintf(id, sizeof(id), "%.40s bpf:%016llx", PH_VERSION,
+		 (unsigned long long)h);
+	return id;
+}
+
+/* ------------------------------------------------------------ ownership */
+
+static bool is_prog_pin(const char *name)
+{
+	return !strcmp(name, PH_PIN_PROG_XDP) || !strcmp(name, PH_PIN_PROG_TC);
+}
+
+/*
+ * Which pins did pinhole make? The `state` pin: an array of one element
+ * named "state" with BTF. Every other map of an instance was created by
+ * the same object load as its state, so it carries the same BTF object
+ * (btf_id), except maps libbpf creates without BTF (the `events` ring
+ * buffer, the `peers` array of maps), recognised by type and name. Programs by type and name. A map
+ * made by hand (bpftool map create) has no BTF: it is never ours.
+ * Returns 1 ours, 0 not, -errno (-ENOENT: no such pin).
+ */
+static int state_owner(const char *pin_dir, __u32 *btf_id)
+{
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+	int fd = ph_pin_get(pin_dir, "state"), err;
+
+	*btf_id = 0;
+	if (fd < 0)
+		return fd;
+	err = bpf_obj_get_info_by_fd(fd, &info, &len);
+	close(fd);
+	if (err)
+		return 0;
+	if (info.type != BPF_MAP_TYPE_ARRAY || info.key_size != 4 ||
+	    info.max_entries != 1 || info.value_size < 12 || !info.btf_id ||
+	    strcmp(info.name, "state"))
+		return 0;
+	*btf_id = info.btf_id;
+	return 1;
+}
+
+static int pin_owner(const char *dir, const char *name, __u32 state_btf)
+{
+	int fd = ph_pin_get(dir, name), err;
+
+	if (fd < 0)
+		return fd;
+	if (is_prog_pin(name)) {
+		struct bpf_prog_info info = {};
+		__u32 len = sizeof(info);
+		bool xdp = !strcmp(name, PH_PIN_PROG_XDP);
+
+		err = bpf_obj_get_info_by_fd(fd, &info, &len);
+		close(fd);
+		return !err && info.type == (xdp ? BPF_PROG_TYPE_XDP :
+					     BPF_PROG_TYPE_SCHED_CLS) &&
+		       !strcmp(info.name, xdp ? "pinhole_xdp" : "pinhole_tc");
+	} else {
+		struct bpf_map_info info = {};
+		__u32 len = sizeof(info);
+		char want[BPF_OBJ_NAME_LEN];
+
+		err = bpf_obj_get_info_by_fd(fd, &info, &len);
+		close(fd);
+		ph_strlcpy(want, name, sizeof(want));
+		if (err || strcmp(info.name, want))
+			return 0;
+		if (info.btf_id)
+			return state_btf && info.btf_id == state_btf;
+		/* Types libbpf creates without BTF (no key/value types). */
+		return info.type == BPF_MAP_TYPE_RINGBUF ||
+		       info.type == BPF_MAP_TYPE_ARRAY_OF_MAPS ||
+		       info.type == BPF_MAP_TYPE_HASH_OF_MAPS;
+	}
 }
 
 /* Sizes the user may choose at load time (--flows, --half-open). */
@@ -109,6 +215,70 @@ static int skels_open(struct skels *s, const char *pin_dir)
 #define skels_for_each_obj(s, i, obj)                                         \
 	for (i = 0, obj = (s)->x->obj; i < 2;                                 \
 	     i++, obj = i == 1 ? (s)->t->obj : NULL)
+
+/* Every name this build pins under a pin dir: its maps (from the
+ * skeletons, deduplicated), map_names[] and the two program pins. */
+#define MAX_PIN_NAMES 48
+static int pin_names(const char *names[MAX_PIN_NAMES])
+{
+	static char store[MAX_PIN_NAMES][BPF_OBJ_NAME_LEN + 8];
+	static int n;
+	struct skels s = {};
+	struct bpf_object *obj;
+	struct bpf_map *m;
+	int i;
+
+	if (!n && !skels_open(&s, NULL)) {
+		skels_for_each_obj(&s, i, obj) {
+			bpf_object__for_each_map(m, obj) {
+				const char *name = bpf_map__name(m);
+				bool dup = false;
+
+				if (bpf_map__is_internal(m) || n >= MAX_PIN_NAMES - 2)
+					continue;
+				for (int k = 0; k < n; k++)
+					dup |= !strcmp(store[k], name);
+				if (!dup)
+					ph_strlcpy(store[n++], name, sizeof(store[0]));
+			}
+		}
+		skels_close(&s);
+		for (int k = 0; k < PH_MAP__COUNT; k++) {
+			bool dup = false;
+
+			for (int j = 0; j < n; j++)
+				dup |= !strcmp(store[j], map_names[k]);
+			if (!dup && n < MAX_PIN_NAMES - 2)
+				ph_strlcpy(store[n++], map_names[k], sizeof(store[0]));
+		}
+		ph_strlcpy(store[n++], PH_PIN_PROG_XDP, sizeof(store[0]));
+		ph_strlcpy(store[n++], PH_PIN_PROG_TC, sizeof(store[0]));
+	}
+	for (i = 0; i < n; i++)
+		names[i] = store[i];
+	return n;
+}
+
+int ph_pin_dir_foreign(const char *pin_dir, char *name, size_t len)
+{
+	const char *names[MAX_PIN_NAMES];
+	__u32 btf = 0;
+	int n = pin_names(names);
+
+	if (state_owner(pin_dir, &btf) == 0) {
+		ph_strlcpy(name, "state", len);
+		return 1;
+	}
+	for (int i = 0; i < n; i++) {
+		int r = pin_owner(pin_dir, names[i], btf);
+
+		if (r == 0 || (r < 0 && r != -ENOENT)) {
+			ph_strlcpy(name, names[i], len);
+			return 1;
+		}
+	}
+	return 0;
+}
 
 /* Compare a pinned map with this build's definition. Returns 1 if it
  * matches, 0 if not (why set), -ENOENT if not pinned, or -errno. */
@@ -194,18 +364,9 @@ static int check_pins(struct ph_instance *inst, struct skels *s)
 
 bool ph_instance_exists(const char *pin_dir)
 {
-	char path[PATH_MAX];
+	__u32 btf;
 
-	for (int i = 0; i < PH_MAP__COUNT; i++) {
-		pin_path(path, sizeof(path), pin_dir, map_names[i]);
-		if (ph_path_exists(path))
-			return true;
-	}
-	pin_path(path, sizeof(path), pin_dir, PH_PIN_PROG_XDP);
-	if (ph_path_exists(path))
-		return true;
-	pin_path(path, sizeof(path), pin_dir, PH_PIN_PROG_TC);
-	return ph_path_exists(path);
+	return state_owner(pin_dir, &btf) == 1;
 }
 
 static int open_prog(const char *pin_dir, const char *name, int *fd,
@@ -259,27 +420,57 @@ static int open_maps(struct ph_instance *inst)
 	return PH_EXIT_OK;
 }
 
-/* Reads state[0].layout_version whatever the value size of the pin. */
-static void check_layout_version(struct ph_instance *inst)
+int ph_state_read(const struct ph_instance *inst, struct ph_state *out)
 {
 	__u32 key = 0, vsize = inst->state_value_size;
-	struct ph_state *st;
+	void *buf;
+	int err = 0;
 
+	memset(out, 0, sizeof(*out));
 	if (inst->fd[PH_MAP_STATE] < 0 || vsize < 12)
+		return -ENOENT;
+	/* Another layout's state: fields are only ever appended. */
+	buf = calloc(1, vsize > sizeof(*out) ? vsize : sizeof(*out));
+	if (!buf)
+		return -ENOMEM;
+	if (bpf_map_lookup_elem(inst->fd[PH_MAP_STATE], &key, buf))
+		err = -errno;
+	else
+		memcpy(out, buf, vsize < sizeof(*out) ? vsize : sizeof(*out));
+	free(buf);
+	out->policy[sizeof(out->policy) - 1] = '\0';
+	out->build[sizeof(out->build) - 1] = '\0';
+	return err;
+}
+
+int ph_state_write_build(const struct ph_instance *inst)
+{
+	struct ph_state st;
+	__u32 key = 0;
+	int err = ph_state_read(inst, &st);
+
+	if (err)
+		return err;
+	memset(st.build, 0, sizeof(st.build));
+	ph_strlcpy(st.build, ph_build_id(), sizeof(st.build));
+	return bpf_map_update_elem(inst->fd[PH_MAP_STATE], &key, &st, BPF_ANY) ?
+		       -errno : 0;
+}
+
+static void check_layout_version(struct ph_instance *inst)
+{
+	struct ph_state st;
+
+	if (ph_state_read(inst, &st))
 		return;
-	st = calloc(1, vsize > sizeof(*st) ? vsize : sizeof(*st));
-	if (!st)
-		return;
-	if (!bpf_map_lookup_elem(inst->fd[PH_MAP_STATE], &key, st)) {
-		inst->layout_version = st->layout_version;
-		if (st->layout_version != PH_LAYOUT_VERSION && inst->compatible) {
-			inst->compatible = false;
-			snprintf(inst->why, sizeof(inst->why),
-				 "pins have layout version %u, this build uses %u",
-				 st->layout_version, PH_LAYOUT_VERSION);
-		}
+	inst->layout_version = st.layout_version;
+	ph_strlcpy(inst->build, st.build, sizeof(inst->build));
+	if (st.layout_version != PH_LAYOUT_VERSION && inst->compatible) {
+		inst->compatible = false;
+		snprintf(inst->why, sizeof(inst->why),
+			 "pins have layout version %u, this build uses %u",
+			 st.layout_version, PH_LAYOUT_VERSION);
 	}
-	free(st);
 }
 
 int ph_instance_open(struct ph_instance *inst, const char *pin_dir)
@@ -320,6 +511,14 @@ int ph_instance_open(struct ph_instance *inst, const char *pin_dir)
 			 "program pin %s is missing", PH_PIN_PROG_TC);
 	}
 	check_layout_version(inst);
+	inst->foreign = ph_pin_dir_foreign(pin_dir, inst->foreign_name,
+					   sizeof(inst->foreign_name)) == 1;
+	if (inst->foreign && inst->compatible) {
+		inst->compatible = false;
+		snprintf(inst->why, sizeof(inst->why),
+			 "%s/%s was not made by pinhole", pin_dir,
+			 inst->foreign_name);
+	}
 	if (!inst->compatible)
 		pr_debug("%s: incompatible: %s", pin_dir, inst->why);
 	return PH_EXIT_OK;
@@ -348,39 +547,107 @@ int ph_instance_need_compatible(const struct ph_instance *inst)
 	return PH_EXIT_ENV;
 }
 
+#define STAGING_DIR PH_STAGING_DIR
+
 void ph_instance_remove(const char *pin_dir)
 {
-	struct skels s = {};
-	struct bpf_object *obj;
-	struct bpf_map *m;
 	char path[PATH_MAX];
-	int i;
+	struct dirent *de;
+	__u32 btf = 0;
+	int left = 0;
+	DIR *d;
 
-	if (!skels_open(&s, pin_dir)) {
-		skels_for_each_obj(&s, i, obj) {
-			bpf_object__for_each_map(m, obj) {
-				const char *p = bpf_map__pin_path(m);
+	/* Only what an instance of pinhole made, whatever its build called
+	 * it: `state` decides which maps those are (same BTF), and goes
+	 * last, so an interrupted removal is still recognised next time. */
+	state_owner(pin_dir, &btf);
+	d = opendir(pin_dir);
+	while (d && (de = readdir(d))) {
+		int r;
 
-				if (p && unlink(p) && errno != ENOENT)
-					pr_warn("cannot unpin %s: %s", p,
-						strerror(errno));
-			}
+		if (de->d_name[0] == '.' || !strcmp(de->d_name, "state") ||
+		    !strcmp(de->d_name, STAGING_DIR))
+			continue;
+		pin_path(path, sizeof(path), pin_dir, de->d_name);
+		r = de->d_type == DT_DIR ? 0 : pin_owner(pin_dir, de->d_name, btf);
+		if (r != 1) {
+			pr_info("%s was not made by pinhole; left in place", path);
+			left++;
+			continue;
 		}
-		skels_close(&s);
+		if (unlink(path) && errno != ENOENT)
+			pr_warn("cannot unpin %s: %s", path, strerror(errno));
 	}
-	for (i = 0; i < PH_MAP__COUNT; i++) {
-		pin_path(path, sizeof(path), pin_dir, map_names[i]);
-		unlink(path);
+	if (d)
+		closedir(d);
+	pin_path(path, sizeof(path), pin_dir, STAGING_DIR);
+	if (ph_path_exists(path))
+		ph_instance_remove(path);
+	if (btf) {
+		pin_path(path, sizeof(path), pin_dir, "state");
+		if (unlink(path) && errno != ENOENT)
+			pr_warn("cannot unpin %s: %s", path, strerror(errno));
 	}
-	pin_path(path, sizeof(path), pin_dir, PH_PIN_PROG_XDP);
-	unlink(path);
-	pin_path(path, sizeof(path), pin_dir, PH_PIN_PROG_TC);
-	unlink(path);
-	if (rmdir(pin_dir) && errno != ENOENT)
-		pr_warn("left %s in place: %s (it holds pins pinhole did not create)",
-			pin_dir, strerror(errno));
-	else
+	if (rmdir(pin_dir) && errno != ENOENT) {
+		if (!left)
+			pr_info("left %s in place: %s", pin_dir, strerror(errno));
+	} else {
 		pr_debug("removed %s", pin_dir);
+	}
+}
+
+int ph_instance_move(const char *from, const char *to)
+{
+	char src[PATH_MAX], dst[PATH_MAX], moved[MAX_PIN_NAMES * 2][NAME_MAX + 1];
+	struct dirent *de;
+	__u32 old_btf = 0;
+	int err = 0, nmoved = 0;
+	DIR *d;
+
+	state_owner(to, &old_btf);
+	d = opendir(from);
+	if (!d)
+		return -errno;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.' || !strcmp(de->d_name, "state") ||
+		    de->d_type == DT_DIR)
+			continue;
+		pin_path(src, sizeof(src), from, de->d_name);
+		pin_path(dst, sizeof(dst), to, de->d_name);
+		if (rename(src, dst)) {
+			err = err ? err : -errno;
+			continue;
+		}
+		if (nmoved < (int)ARRAY_SIZE(moved))
+			ph_strlcpy(moved[nmoved++], de->d_name, sizeof(moved[0]));
+	}
+	closedir(d);
+	if (err)
+		return err;
+	/* Pins of the old instance the new build does not have: with the
+	 * old state gone they could no longer be told from foreign ones. */
+	d = opendir(to);
+	while (d && (de = readdir(d))) {
+		bool new = false;
+
+		if (de->d_name[0] == '.' || !strcmp(de->d_name, "state") ||
+		    de->d_type == DT_DIR)
+			continue;
+		for (int i = 0; i < nmoved; i++)
+			new |= !strcmp(moved[i], de->d_name);
+		if (!new && pin_owner(to, de->d_name, old_btf) == 1) {
+			pin_path(dst, sizeof(dst), to, de->d_name);
+			pr_debug("removing %s (the new build has no such pin)", dst);
+			unlink(dst);
+		}
+	}
+	if (d)
+		closedir(d);
+	pin_path(src, sizeof(src), from, "state");
+	pin_path(dst, sizeof(dst), to, "state");
+	if (rename(src, dst))
+		return -errno;
+	return 0;
 }
 
 static int load_error(const char *what, int err)
@@ -405,35 +672,9 @@ static void set_sizes(struct bpf_object *obj, const struct ph_load_opts *o)
 		bpf_map__set_max_entries(m, o->half_open_max);
 }
 
-/* A new instance starts from empty maps: libbpf would reuse any pin left
- * under a map's name (or fail on one with another definition). */
-static void unpin_leftovers(struct skels *s)
+static struct ph_load_cfg load_cfg(const struct ph_load_opts *o)
 {
-	struct bpf_object *obj;
-	struct bpf_map *m;
-	int i;
-
-	skels_for_each_obj(s, i, obj) {
-		bpf_object__for_each_map(m, obj) {
-			const char *path = bpf_map__pin_path(m);
-			char why[200];
-
-			if (!path || !ph_path_exists(path))
-				continue;
-			if (pin_matches(m, true, why, sizeof(why)) == 0)
-				pr_info("%s; removing the old pin", why);
-			else
-				pr_debug("removing leftover pin %s", path);
-			if (unlink(path) && errno != ENOENT)
-				pr_warn("cannot remove %s: %s", path,
-					strerror(errno));
-		}
-	}
-}
-
-void ph_load_cfg_init(struct ph_load_cfg *cfg, const struct ph_load_opts *o)
-{
-	*cfg = (struct ph_load_cfg){
+	return (struct ph_load_cfg){
 		.fail_open = o->fail_open,
 		/* Load-time, while policies (and their FTP rules) change at
 		 * reload: always report, the tracker decides. */
@@ -447,63 +688,150 @@ void ph_load_cfg_init(struct ph_load_cfg *cfg, const struct ph_load_opts *o)
 	};
 }
 
-static int instance_create(const char *pin_dir, const struct ph_load_opts *o)
+void ph_load_cfg_init(struct ph_load_cfg *cfg, const struct ph_load_opts *o)
 {
-	struct ph_load_cfg cfg;
+	*cfg = load_cfg(o);
+}
+
+void ph_progs_close(struct ph_progs *p)
+{
+	if (p->xdp_fd >= 0)
+		close(p->xdp_fd);
+	if (p->tc_fd >= 0)
+		close(p->tc_fd);
+	p->xdp_fd = p->tc_fd = -1;
+}
+
+static __u32 prog_id(int fd)
+{
+	struct bpf_prog_info info = {};
+	__u32 len = sizeof(info);
+
+	return bpf_obj_get_info_by_fd(fd, &info, &len) ? 0 : info.id;
+}
+
+int ph_progs_load(const char *pin_root, const struct ph_load_opts *o,
+		  struct ph_progs *p)
+{
+	const struct ph_load_cfg cfg = load_cfg(o);
+	struct skels s = {};
+	int err, r;
+
+	p->xdp_fd = p->tc_fd = -1;
+	p->inst = NULL;
+	r = skels_open(&s, pin_root);
+	if (r)
+		return r;
+	s.x->rodata->ph_cfg = cfg;
+	s.t->rodata->ph_cfg = cfg;
+	set_sizes(s.x->obj, o);
+	set_sizes(s.t->obj, o);
+	/* The first load creates (and pins) the maps missing under pin_root
+	 * and reuses those pinned there; the second reuses them all. */
+	err = xdp_ingress_bpf__load(s.x);
+	if (err) {
+		r = load_error("XDP ingress", err);
+		goto out;
+	}
+	err = tc_egress_bpf__load(s.t);
+	if (err) {
+		r = load_error("TC egress", err);
+		goto out;
+	}
+	p->xdp_fd = dup(bpf_program__fd(s.x->progs.pinhole_xdp));
+	p->tc_fd = dup(bpf_program__fd(s.t->progs.pinhole_tc));
+	if (p->xdp_fd < 0 || p->tc_fd < 0) {
+		pr_warn("cannot keep the loaded programs: %s", strerror(errno));
+		ph_progs_close(p);
+		r = PH_EXIT_ENV;
+		goto out;
+	}
+	p->xdp_id = prog_id(p->xdp_fd);
+	p->tc_id = prog_id(p->tc_fd);
+out:
+	skels_close(&s);
+	return r;
+}
+
+int ph_pin_replace(int fd, const char *pin_dir, const char *name)
+{
+	char tmp[PATH_MAX], path[PATH_MAX];
+
+	pin_path(tmp, sizeof(tmp), pin_dir, STAGING_DIR);
+	if (mkdir(tmp, 0700) && errno != EEXIST)
+		return -errno;
+	snprintf(tmp, sizeof(tmp), "%s/%s/%s", pin_dir, STAGING_DIR, name);
+	pin_path(path, sizeof(path), pin_dir, name);
+	unlink(tmp);
+	if (bpf_obj_pin(fd, tmp))
+		return -errno;
+	/* bpffs renames atomically over the old pin: a reader opens either
+	 * the old object or the new one, never nothing. */
+	if (rename(tmp, path)) {
+		int err = -errno;
+
+		unlink(tmp);
+		return err;
+	}
+	return 0;
+}
+
+int ph_instance_create(const char *pin_dir, const struct ph_load_opts *o)
+{
 	struct ph_state st = {
 		.layout_version = PH_LAYOUT_VERSION,
 		.fail_open = o->fail_open,
 		.failsafe_port = o->failsafe_port,
 	};
+	const char *names[MAX_PIN_NAMES];
+	struct ph_progs p;
 	char path[PATH_MAX];
-	struct skels s = {};
-	__u32 key = 0;
-	int err, r;
+	int n, fd, err, r;
 
 	if (mkdir(pin_dir, 0700) && errno != EEXIST) {
 		pr_warn("cannot create pin dir %s: %s", pin_dir, strerror(errno));
 		return PH_EXIT_ENV;
 	}
-	r = skels_open(&s, pin_dir);
+	/* Starts from empty maps: libbpf would reuse a pin left under a
+	 * map's name. Ours were removed by the caller, so whatever is left
+	 * was made by someone else and stays. */
+	n = pin_names(names);
+	for (int i = 0; i < n; i++) {
+		pin_path(path, sizeof(path), pin_dir, names[i]);
+		if (ph_path_exists(path)) {
+			pr_warn("%s exists and was not made by pinhole; remove it or use another --pin-dir",
+				path);
+			return PH_EXIT_ENV;
+		}
+	}
+	r = ph_progs_load(pin_dir, o, &p);
 	if (r)
-		return r;
-	ph_load_cfg_init(&cfg, o);
-	s.x->rodata->ph_cfg = cfg;
-	s.t->rodata->ph_cfg = cfg;
-	set_sizes(s.x->obj, o);
-	set_sizes(s.t->obj, o);
-	unpin_leftovers(&s);
-
-	/* The first load creates and pins the maps, the second reuses them. */
-	err = xdp_ingress_bpf__load(s.x);
-	if (err) {
-		r = load_error("XDP ingress", err);
 		goto fail;
-	}
-	err = tc_egress_bpf__load(s.t);
-	if (err) {
-		r = load_error("TC egress", err);
-		goto fail;
-	}
-	pin_path(path, sizeof(path), pin_dir, PH_PIN_PROG_XDP);
-	err = bpf_program__pin(s.x->progs.pinhole_xdp, path);
+	fd = ph_pin_get(pin_dir, "state");
+	ph_strlcpy(st.build, ph_build_id(), sizeof(st.build));
+	err = fd < 0 ? fd : 0;
 	if (!err) {
-		pin_path(path, sizeof(path), pin_dir, PH_PIN_PROG_TC);
-		err = bpf_program__pin(s.t->progs.pinhole_tc, path);
+		__u32 key = 0;
+
+		err = bpf_map_update_elem(fd, &key, &st, BPF_ANY) ? -errno : 0;
+		close(fd);
 	}
 	if (!err)
-		err = bpf_map_update_elem(bpf_map__fd(s.x->maps.state), &key,
-					  &st, BPF_ANY);
+		err = ph_pin_replace(p.xdp_fd, pin_dir, PH_PIN_PROG_XDP);
+	if (!err)
+		err = ph_pin_replace(p.tc_fd, pin_dir, PH_PIN_PROG_TC);
+	pin_path(path, sizeof(path), pin_dir, STAGING_DIR);
+	rmdir(path);
+	ph_progs_close(&p);
 	if (err) {
-		pr_warn("cannot pin into %s: %s", pin_dir, strerror(errno));
+		pr_warn("cannot pin into %s: %s", pin_dir, strerror(-err));
 		r = PH_EXIT_ENV;
 		goto fail;
 	}
-	skels_close(&s);
-	pr_debug("created instance %s (layout v%u)", pin_dir, PH_LAYOUT_VERSION);
+	pr_debug("created instance %s (layout v%u, build %s)", pin_dir,
+		 PH_LAYOUT_VERSION, ph_build_id());
 	return PH_EXIT_OK;
 fail:
-	skels_close(&s);
 	ph_instance_remove(pin_dir);
 	return r;
 }
@@ -511,11 +839,10 @@ fail:
 static int check_load_opts(const struct ph_instance *inst,
 			   const struct ph_load_opts *o)
 {
-	struct ph_state st = {};
-	__u32 key = 0;
+	struct ph_state st;
 	char what[96] = "";
 
-	if (bpf_map_lookup_elem(inst->fd[PH_MAP_STATE], &key, &st))
+	if (ph_state_read(inst, &st))
 		return PH_EXIT_OK;
 	if (o->fail_open_set && st.fail_open != o->fail_open)
 		snprintf(what, sizeof(what), "%s (running: %s)",
@@ -539,13 +866,22 @@ static int check_load_opts(const struct ph_instance *inst,
 }
 
 int ph_instance_prepare(struct ph_instance *inst, const char *pin_dir,
-			const struct ph_load_opts *o, bool *created)
+			const struct ph_load_opts *o, bool *created,
+			bool *upgrade)
 {
 	struct ph_iface recs[PH_IFACES_MAX];
 	int n, r, nlive = 0, nforeign = 0;
-	char live_name[IF_NAMESIZE + 8] = "";
+	char live_name[IF_NAMESIZE + 8] = "", name[64];
 
 	*created = false;
+	*upgrade = false;
+	/* Before anything is touched: a pin pinhole did not make is never
+	 * removed, reused or replaced. */
+	if (ph_pin_dir_foreign(pin_dir, name, sizeof(name)) == 1) {
+		pr_warn("%s/%s was not made by pinhole (no pinhole state, or another BTF); remove it or use another --pin-dir",
+			pin_dir, name);
+		return PH_EXIT_ENV;
+	}
 	r = ph_instance_open(inst, pin_dir);
 	if (r > 0)
 		return r;
@@ -573,12 +909,12 @@ int ph_instance_prepare(struct ph_instance *inst, const char *pin_dir,
 			return PH_EXIT_USER;
 		}
 		if (nlive) {
-			if (!inst->compatible) {
-				pr_warn("%s holds a pinhole instance this build cannot use (%s) and it is still attached to %s; detach it first: pinhole --pin-dir %s detach --all",
-					pin_dir, inst->why, live_name, pin_dir);
-				ph_instance_close(inst);
-				return PH_EXIT_ENV;
-			}
+			/* Another build's programs, or another layout: the
+			 * caller replaces them in place (user/upgrade.c). */
+			*upgrade = !inst->compatible ||
+				   strcmp(inst->build, ph_build_id());
+			pr_debug("%s: attached to %s%s", pin_dir, live_name,
+				 *upgrade ? "; needs an upgrade to this build" : "");
 			r = check_load_opts(inst, o);
 			if (r)
 				ph_instance_close(inst);
@@ -592,7 +928,7 @@ int ph_instance_prepare(struct ph_instance *inst, const char *pin_dir,
 		ph_instance_close(inst);
 		ph_instance_remove(pin_dir);
 	}
-	r = instance_create(pin_dir, o);
+	r = ph_instance_create(pin_dir, o);
 	if (r)
 		return r;
 	r = ph_instance_open(inst, pin_dir);
@@ -791,6 +1127,15 @@ perm:
 	return PH_EXIT_ENV;
 }
 
+/* fd of XDP program id: ours from the pin (no CAP_SYS_ADMIN needed), else
+ * by id. -1 if unavailable. Caller closes. */
+static int xdp_fd_of(__u32 id, int pinned_fd)
+{
+	if (id && pinned_fd >= 0 && id == prog_id(pinned_fd))
+		return dup(pinned_fd);
+	return id ? bpf_prog_get_fd_by_id(id) : -1;
+}
+
 /*
  * Through libxdp's dispatcher when it works, so other XDP programs can
  * share the hook; else the plain attach (prog_xdp on the device), with a
@@ -824,10 +1169,11 @@ static int xdp_attach(struct ph_instance *inst, const char *name, int ifindex,
 }
 
 /* Detach XDP program prog_id from ifindex in the mode it runs in. */
-static int xdp_detach_id(int ifindex, __u32 prog_id, __u32 mode_flags)
+static int xdp_detach_id(const struct ph_instance *inst, int ifindex,
+			 __u32 prog_id, __u32 mode_flags)
 {
 	LIBBPF_OPTS(bpf_xdp_attach_opts, opts);
-	int fd = bpf_prog_get_fd_by_id(prog_id), err;
+	int fd = xdp_fd_of(prog_id, inst->xdp_prog_fd), err;
 
 	/* XDP_FLAGS_REPLACE (via old_prog_fd): never remove a program that
 	 * replaced ours in the meantime. */
@@ -927,6 +1273,7 @@ int ph_iface_attach(struct ph_instance *inst, const char *name, int ifindex,
 		.ifindex = (__u32)ifindex,
 		.xdp_prog_id = inst->xdp_prog_id,
 		.netns_ino = inst->netns_ino,
+		.flags = inst->attach_flags,
 	};
 	int r, err;
 
@@ -970,8 +1317,153 @@ undo_xdp:
 	if (rec.xdp_dispatcher)
 		ph_xdp_dispatcher_detach(ifindex, rec.xdp_prog_id);
 	else
-		xdp_detach_id(ifindex, inst->xdp_prog_id, rec.xdp_flags);
+		xdp_detach_id(inst, ifindex, inst->xdp_prog_id, rec.xdp_flags);
 	return r;
+}
+
+/* TC egress of rec from `from` to `to` (BPF_TC_F_REPLACE). */
+static int tc_replace(const struct ph_iface *rec, const struct ph_progs *from,
+		      const struct ph_progs *to, __u32 *new_id)
+{
+	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = (int)rec->ifindex,
+		    .attach_point = BPF_TC_EGRESS);
+	__u32 handle, prio, tc_live;
+	int err;
+
+	tc_ids(rec, &handle, &prio);
+	tc_live = tc_query((int)rec->ifindex, handle, prio);
+	if (tc_live && !is_ours(tc_live, from->tc_id, rec->tc_prog_id)) {
+		pr_warn("%s: tc egress filter (prog id %u) is not ours; not replacing it",
+			rec->name, tc_live);
+		return -EEXIST;
+	}
+	/* cls_bpf replaces the program of filter handle/pref in place
+	 * (BPF_TC_F_REPLACE): no gap. */
+	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = handle, .priority = prio,
+		    .prog_fd = to->tc_fd,
+		    .flags = tc_live ? BPF_TC_F_REPLACE : 0);
+	err = bpf_tc_attach(&hook, &opts);
+	if (err) {
+		pr_warn("%s: replacing the TC egress program failed: %s",
+			rec->name, strerror(-err));
+		return err;
+	}
+	*new_id = opts.prog_id;
+	return 0;
+}
+
+/* In libxdp's dispatcher: the new member joins, TC is swapped, then the
+ * old member leaves. */
+static int dispatcher_replace(const struct ph_iface *rec,
+			      const struct ph_progs *from,
+			      const struct ph_progs *to, struct ph_iface *nrec)
+{
+	enum ph_xdp_mode mode = rec->xdp_flags & XDP_FLAGS_SKB_MODE ?
+					PH_MODE_GENERIC : PH_MODE_NATIVE;
+	int ifindex = (int)rec->ifindex, err;
+	struct ph_instance tmp;
+	char why[256];
+
+	if (!to->inst) {
+		pr_warn("%s: internal error: no instance for the new dispatcher member",
+			rec->name);
+		return PH_EXIT_ENV;
+	}
+	/* The member is loaded from the new instance's pins, with the
+	 * load-time options of the new prog_xdp. */
+	tmp = *to->inst;
+	tmp.xdp_prog_fd = to->xdp_fd;
+	tmp.xdp_prog_id = to->xdp_id;
+	err = ph_xdp_dispatcher_attach(&tmp, rec->name, ifindex, mode, nrec, why,
+				       sizeof(why));
+	if (err) {
+		pr_warn("%s: cannot add the new program to libxdp's dispatcher: %s",
+			rec->name, why);
+		return PH_EXIT_ENV;
+	}
+	err = tc_replace(rec, from, to, &nrec->tc_prog_id);
+	if (err) {
+		ph_xdp_dispatcher_detach(ifindex, nrec->xdp_prog_id);
+		return err == -EEXIST ? PH_EXIT_USER : PH_EXIT_ENV;
+	}
+	err = ph_xdp_dispatcher_detach(ifindex, rec->xdp_prog_id);
+	if (err && err != -ENOENT)
+		pr_warn("%s: the old XDP program (id %u) could not leave the dispatcher: %s; both run (each must pass a packet)",
+			rec->name, rec->xdp_prog_id, strerror(-err));
+	return PH_EXIT_OK;
+}
+
+int ph_iface_replace(const struct ph_instance *inst, const struct ph_iface *rec,
+		     const struct ph_progs *from, const struct ph_progs *to,
+		     struct ph_iface *out)
+{
+	LIBBPF_OPTS(bpf_xdp_query_opts, xq);
+	LIBBPF_OPTS(bpf_xdp_attach_opts, xo);
+	int ifindex = (int)rec->ifindex, err, old_fd;
+	struct ph_iface nrec = *rec;
+	__u32 mode, live;
+
+	(void)inst;
+	if (rec->xdp_dispatcher) {
+		err = dispatcher_replace(rec, from, to, &nrec);
+		if (err)
+			return err;
+		goto done;
+	}
+	err = bpf_xdp_query(ifindex, 0, &xq);
+	if (err) {
+		pr_warn("%s: cannot query XDP: %s", rec->name, strerror(-err));
+		return PH_EXIT_ENV;
+	}
+	live = xq.prog_id;
+	mode = xq.attach_mode == XDP_ATTACHED_SKB ? XDP_FLAGS_SKB_MODE :
+	       xq.attach_mode == XDP_ATTACHED_DRV ? XDP_FLAGS_DRV_MODE : 0;
+	if (!live || !mode || !is_ours(live, from->xdp_id, rec->xdp_prog_id)) {
+		pr_warn("%s: XDP program id %u is not this instance's (%u); not replacing it",
+			rec->name, live, from->xdp_id);
+		return PH_EXIT_USER;
+	}
+	old_fd = xdp_fd_of(live, from->xdp_fd);
+	if (old_fd < 0) {
+		pr_warn("%s: cannot open the running XDP program (id %u): %s",
+			rec->name, live, strerror(errno));
+		return PH_EXIT_ENV;
+	}
+	/* One netlink request swaps the program: each packet runs either
+	 * the old one or the new one. XDP_FLAGS_REPLACE (old_prog_fd): only
+	 * if the old one still runs. */
+	xo.old_prog_fd = old_fd;
+	err = bpf_xdp_attach(ifindex, to->xdp_fd, mode | XDP_FLAGS_REPLACE, &xo);
+	close(old_fd);
+	if (err) {
+		pr_warn("%s: replacing the XDP program failed: %s", rec->name,
+			strerror(-err));
+		return PH_EXIT_ENV;
+	}
+	nrec.xdp_prog_id = to->xdp_id;
+	nrec.xdp_flags = mode;
+	err = tc_replace(rec, from, to, &nrec.tc_prog_id);
+	if (err) {
+		/* Put the old XDP program back: the pair stays consistent. */
+		LIBBPF_OPTS(bpf_xdp_attach_opts, back, .old_prog_fd = to->xdp_fd);
+		int fd = xdp_fd_of(live, from->xdp_fd);
+
+		if (fd < 0 || bpf_xdp_attach(ifindex, fd, mode | XDP_FLAGS_REPLACE,
+					     &back))
+			pr_warn("%s: could not put the old XDP program back; the new one stays",
+				rec->name);
+		if (fd >= 0)
+			close(fd);
+		return err == -EEXIST ? PH_EXIT_USER : PH_EXIT_ENV;
+	}
+done:
+	pr_debug("%s: programs replaced (xdp %u -> %u%s, tc %u -> %u)", rec->name,
+		 rec->xdp_prog_id, nrec.xdp_prog_id,
+		 rec->xdp_dispatcher ? " in the dispatcher" : "", rec->tc_prog_id,
+		 nrec.tc_prog_id);
+	if (out)
+		*out = nrec;
+	return PH_EXIT_OK;
 }
 
 int ph_iface_detach(struct ph_instance *inst, const struct ph_iface *rec)
@@ -1007,14 +1499,14 @@ int ph_iface_detach(struct ph_instance *inst, const struct ph_iface *rec)
 		else if (xq.attach_mode == XDP_ATTACHED_SKB)
 			skb = xq.prog_id;
 		if (is_ours(drv, inst->xdp_prog_id, rec->xdp_prog_id)) {
-			err = xdp_detach_id(ifindex, drv, XDP_FLAGS_DRV_MODE);
+			err = xdp_detach_id(inst, ifindex, drv, XDP_FLAGS_DRV_MODE);
 			if (err) {
 				pr_warn("%s: cannot remove the XDP program: %s",
 					name, strerror(-err));
 				r = PH_EXIT_ENV;
 			}
 		} else if (is_ours(skb, inst->xdp_prog_id, rec->xdp_prog_id)) {
-			err = xdp_detach_id(ifindex, skb, XDP_FLAGS_SKB_MODE);
+			err = xdp_detach_id(inst, ifindex, skb, XDP_FLAGS_SKB_MODE);
 			if (err) {
 				pr_warn("%s: cannot remove the XDP program: %s",
 					name, strerror(-err));

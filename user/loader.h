@@ -15,6 +15,7 @@
 
 #include <limits.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <linux/types.h>
 #include <pinhole/pinhole.h>
 
@@ -74,12 +75,25 @@ struct ph_instance {
 	bool compatible;   /* every map as this build expects it */
 	char why[200];     /* when !compatible */
 	__u64 netns_ino;   /* of this process */
+	char build[64];    /* state.build: the build of the programs in force */
+	bool foreign;      /* a pin under one of our names pinhole did not make */
+	char foreign_name[64];
+	__u8 attach_flags; /* ph_iface.flags of interfaces ph_iface_attach adds */
 };
 
 const char *ph_map_name(enum ph_map_id id);
 
-/* Does pin_dir hold (part of) an instance? */
+/* This build's identity, recorded in state.build: "VERSION bpf:HASH"
+ * (pinhole.h). */
+const char *ph_build_id(void);
+
+/* Does pin_dir hold an instance, i.e. a `state` pin pinhole made? */
 bool ph_instance_exists(const char *pin_dir);
+
+/* Does pin_dir hold a pin under one of pinhole's names that pinhole did
+ * not make (a map made by hand, a `state` that is not ours)? 1 (its name
+ * in name) or 0. Such pins are never removed or replaced. */
+int ph_pin_dir_foreign(const char *pin_dir, char *name, size_t len);
 
 /* Open an existing instance by its pins. Returns 0, -ENOENT when there is
  * no instance (no message), or PH_EXIT_ENV after a message. An instance of
@@ -90,18 +104,62 @@ void ph_instance_close(struct ph_instance *inst);
 /* Message + PH_EXIT_ENV unless inst->compatible. */
 int ph_instance_need_compatible(const struct ph_instance *inst);
 
-/* For attach/run: reuse the instance if it carries interfaces and matches
- * this build, else (re)create it. *created says which. Caller holds the
- * lock and has prepared bpffs. */
+/* For attach/run: reuse the instance if it carries interfaces, else
+ * (re)create it. *created says which. *upgrade: it carries interfaces but
+ * runs another build's programs or has another layout: the caller must
+ * ph_upgrade() it before use. Refuses (PH_EXIT_ENV) a pin dir holding
+ * pins pinhole did not make. Caller holds the lock and prepared bpffs. */
+
 /* The .rodata configuration `attach` loads the programs with (also used by
  * the kernel-matrix verifier check, tests/vm/phverify.c). */
 void ph_load_cfg_init(struct ph_load_cfg *cfg, const struct ph_load_opts *o);
 
 int ph_instance_prepare(struct ph_instance *inst, const char *pin_dir,
-			const struct ph_load_opts *o, bool *created);
+			const struct ph_load_opts *o, bool *created,
+			bool *upgrade);
 
-/* Unpin everything pinhole pins under pin_dir and remove the directory. */
+/* Load this build's programs and maps into pin_dir (which must hold no
+ * pin under our names), pin them, record layout and build in state. On
+ * failure removes what it made. */
+int ph_instance_create(const char *pin_dir, const struct ph_load_opts *o);
+
+/* Unpin the pins pinhole made under pin_dir (`state` last) and remove
+ * the directory if that empties it. Pins made by others stay. */
 void ph_instance_remove(const char *pin_dir);
+
+/* Move every pin of the instance at `from` over those of `to` (rename,
+ * `state` last), removing the pins of `to` that pinhole made and `from`
+ * lacks. 0 or -errno. */
+int ph_instance_move(const char *from, const char *to);
+
+/* state[0] of any layout, zero-extended (fields are only appended).
+ * 0 or -errno. */
+int ph_state_read(const struct ph_instance *inst, struct ph_state *st);
+/* state.build = ph_build_id(). 0 or -errno. */
+int ph_state_write_build(const struct ph_instance *inst);
+
+/* ---- programs (upgrade) ---- */
+
+struct ph_progs {
+	int xdp_fd, tc_fd; /* -1: none */
+	__u32 xdp_id, tc_id;
+	/* The instance whose maps these programs use: a libxdp dispatcher
+	 * member is loaded from its pin dir (ph_iface_replace). */
+	const struct ph_instance *inst;
+};
+
+/* Load this build's two programs with maps pinned under pin_root: maps
+ * pinned there are reused (they must match), missing ones are created and
+ * pinned. The programs are not pinned. Returns a PH_EXIT_* code. */
+int ph_progs_load(const char *pin_root, const struct ph_load_opts *o,
+		  struct ph_progs *p);
+void ph_progs_close(struct ph_progs *p);
+
+/* Pin fd as pin_dir/name, atomically replacing a pin of that name
+ * (bpf_obj_pin into pin_dir/upgrading, then rename). 0 or -errno. */
+int ph_pin_replace(int fd, const char *pin_dir, const char *name);
+/* The staging directory of ph_pin_replace() and upgrades, in pin_dir. */
+#define PH_STAGING_DIR "upgrading" /* bpffs refuses names with a dot */
 
 /* ---- interfaces ---- */
 
@@ -133,6 +191,16 @@ int ph_iface_check_free(const char *name, int ifindex);
  * work on failure. */
 int ph_iface_attach(struct ph_instance *inst, const char *name, int ifindex,
 		    enum ph_xdp_mode mode, struct ph_iface *out);
+
+/* Swap the programs on a live interface from `from` to `to` without a
+ * gap: XDP with XDP_FLAGS_REPLACE (old_prog_fd), or in libxdp's dispatcher
+ * the new member added before the old one is removed (meanwhile both run,
+ * each must pass a packet); TC egress with BPF_TC_F_REPLACE on the
+ * recorded handle/priority. Either both are replaced (out: the new record,
+ * not yet written) or neither. */
+int ph_iface_replace(const struct ph_instance *inst, const struct ph_iface *rec,
+		     const struct ph_progs *from, const struct ph_progs *to,
+		     struct ph_iface *out);
 
 /* Remove our XDP program and TC filter (only if they are ours), the
  * clsact qdisc if we created it, and the ifaces entry. */

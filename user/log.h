@@ -17,7 +17,15 @@ bool ph_log_verbose(void);
 void ph_log(int level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
-enum { PH_LOG_WARN, PH_LOG_INFO, PH_LOG_DEBUG };
+enum { PH_LOG_WARN, PH_LOG_INFO, PH_LOG_DEBUG, PH_LOG_NOTICE };
+
+/* One line "pinhole: LINE" at level (the tracker's log). Under journald
+ * (JOURNAL_STREAM names stderr) every line carries a "<N>" priority:
+ * warnings <3>, notices <4>, info <6>, debug <7>. */
+void ph_log_line(int level, const char *line);
+bool ph_log_journal(void);
+/* "<N>" for level under journald, else "". */
+const char *ph_log_prio(int level);
 
 #define pr_warn(...) ph_log(PH_LOG_WARN, __VA_ARGS__)
 #define pr_info(...) ph_log(PH_LOG_INFO, __VA_ARGS__)

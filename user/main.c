@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include <linux/if_link.h>
 #include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 
 #include "ftp.h"
 #include "flows_cmd.h"
@@ -25,9 +26,12 @@
 #include "observe.h"
 #include "output.h"
 #include "policy.h"
+#include "service.h"
 #include "show.h"
 #include "tracker.h"
+#include "upgrade.h"
 #include "util.h"
+#include "version.h"
 
 /* Options a command accepts (beyond --pin-dir, -v, -j, -h). */
 enum {
@@ -76,23 +80,16 @@ struct cmd {
 	const char *name;
 	int (*fn)(struct ctx *c);
 	unsigned int opts;
-	bool needs_root;
+	unsigned int caps; /* PH_NEED_* (service.h), checked before anything */
 	int min_args, max_args; /* max -1: any */
 	const char *usage;
+	const char *help;  /* `pinhole help CMD`, `CMD --help` */
 };
 
 static const struct cmd *find_cmd(const char *name);
 static void usage(FILE *out);
 
 /* --------------------------------------------------------------- shared */
-
-static int need_root(void)
-{
-	if (geteuid() == 0)
-		return PH_EXIT_OK;
-	pr_warn("not running as root: BPF and XDP need CAP_BPF and CAP_NET_ADMIN; try sudo");
-	return PH_EXIT_ENV;
-}
 
 static int load_policy(const char *path, struct ph_policy *pol)
 {
@@ -109,7 +106,7 @@ static int load_policy(const char *path, struct ph_policy *pol)
 	if (!ph_policy_load_file(path, pol, &err))
 		return PH_EXIT_OK;
 	ph_policy_error_format(&err, msg, sizeof(msg));
-	fprintf(stderr, "%s\n", msg);
+	fprintf(stderr, "%s%s\n", ph_log_prio(PH_LOG_WARN), msg);
 	return PH_EXIT_USER;
 }
 
@@ -220,17 +217,24 @@ struct attached {
 	struct ph_instance inst;
 	bool created;
 	__u32 generation;
-	int n;
+	int n;        /* recs in use */
+	int nadopted; /* recs[0..nadopted): taken over from a `run` that died */
 	struct ph_iface recs[PH_IFACES_MAX];
 };
 
+/* The requested interfaces this instance already carries: refused, or
+ * (run) adopted when a `run` attached them (PH_IFF_RUN): that run is gone,
+ * since we hold the tracker lock it held. Adopted ones go to a->recs and
+ * are flagged in *adopt. */
 static int check_not_attached(struct ph_instance *inst,
-			      const struct iface_arg *ifs, int nif)
+			      const struct iface_arg *ifs, int nif, bool run,
+			      struct attached *a, bool *adopt)
 {
 	struct ph_iface recs[PH_IFACES_MAX];
 	int n = ph_ifaces_list(inst, recs, PH_IFACES_MAX);
 
-	for (int i = 0; i < nif; i++)
+	for (int i = 0; i < nif; i++) {
+		adopt[i] = false;
 		for (int k = 0; k < n; k++) {
 			struct ph_iface_live live;
 
@@ -239,12 +243,20 @@ static int check_not_attached(struct ph_instance *inst,
 			ph_iface_probe(inst, &recs[k], &live);
 			if (live.state != PH_IFACE_LIVE)
 				continue;
+			if (run && (recs[k].flags & PH_IFF_RUN)) {
+				adopt[i] = true;
+				a->recs[a->n++] = recs[k];
+				a->nadopted++;
+				continue;
+			}
 			pr_warn("%s: already attached (pin dir %s); use reload or detach",
 				ifs[i].name, inst->pin_dir);
 			return PH_EXIT_USER;
 		}
+	}
 	for (int i = 0; i < nif; i++) {
-		int r = ph_iface_check_free(ifs[i].name, ifs[i].ifindex);
+		int r = adopt[i] ? PH_EXIT_OK :
+			ph_iface_check_free(ifs[i].name, ifs[i].ifindex);
 
 		if (r)
 			return r;
@@ -268,20 +280,32 @@ static void note_policy_change(const struct ph_instance *inst,
 			old, inst->pin_dir);
 }
 
-/* Caller holds the lock. On failure, everything this did is undone. */
+/* Caller holds the lock. On failure, everything this did is undone (an
+ * upgrade stays: the interfaces were filtered before and after it). */
 static int attach_ifaces(struct ctx *c, const struct ph_policy *pol,
 			 const struct iface_arg *ifs, int nif,
-			 struct attached *a)
+			 struct attached *a, bool run)
 {
 	char old[sizeof(((struct ph_state *)0)->policy) + 1] = "";
+	bool adopt[PH_IFACES_MAX], upgrade;
+	struct ph_upgrade_result up;
 	struct ph_view v;
 	int r;
 
 	memset(a, 0, sizeof(*a));
-	r = ph_instance_prepare(&a->inst, c->pin_dir, &c->load, &a->created);
+	r = ph_instance_prepare(&a->inst, c->pin_dir, &c->load, &a->created,
+				&upgrade);
 	if (r)
 		return r;
-	r = check_not_attached(&a->inst, ifs, nif);
+	if (upgrade) {
+		r = ph_upgrade(&a->inst, pol, &up);
+		if (r) {
+			ph_instance_close(&a->inst);
+			return r;
+		}
+	}
+	a->inst.attach_flags = run ? PH_IFF_RUN : 0;
+	r = check_not_attached(&a->inst, ifs, nif, run, a, adopt);
 	if (r)
 		goto undo;
 	/* A new instance gets its policy before any packet reaches it; an
@@ -294,6 +318,8 @@ static int attach_ifaces(struct ctx *c, const struct ph_policy *pol,
 		ph_strlcpy(old, v.st.policy, sizeof(old));
 	}
 	for (int i = 0; i < nif; i++) {
+		if (adopt[i])
+			continue;
 		r = ph_iface_attach(&a->inst, ifs[i].name, ifs[i].ifindex,
 				    c->mode, &a->recs[a->n]);
 		if (r)
@@ -308,7 +334,8 @@ static int attach_ifaces(struct ctx *c, const struct ph_policy *pol,
 	}
 	return PH_EXIT_OK;
 undo:
-	while (a->n > 0)
+	/* Adopted interfaces stay as they were: enforced. */
+	while (a->n > a->nadopted)
 		ph_iface_detach(&a->inst, &a->recs[--a->n]);
 	ph_instance_close(&a->inst);
 	if (a->created)
@@ -350,8 +377,8 @@ static void json_attached(const struct ctx *c, const struct attached *a,
 static void print_attached(const struct attached *a, const char *verb)
 {
 	for (int i = 0; i < a->n; i++)
-		printf("pinhole: %s %s (%s XDP%s, prog ids %u/%u)\n", verb,
-		       a->recs[i].name,
+		printf("pinhole: %s %s (%s XDP%s, prog ids %u/%u)\n",
+		       i < a->nadopted ? "adopted" : verb, a->recs[i].name,
 		       xdp_mode_name(0, a->recs[i].xdp_flags),
 		       a->recs[i].xdp_dispatcher ? " in libxdp's dispatcher" : "",
 		       a->recs[i].xdp_prog_id, a->recs[i].tc_prog_id);
@@ -399,7 +426,7 @@ static int do_attach(struct ctx *c)
 		ph_policy_free(&pol);
 		return -lock;
 	}
-	r = attach_ifaces(c, &pol, ifs, c->argc, a);
+	r = attach_ifaces(c, &pol, ifs, c->argc, a, false);
 	if (!r && c->json) {
 		struct ph_view v;
 
@@ -453,15 +480,135 @@ static int run_teardown(struct ctx *c, const struct attached *a)
 	return r;
 }
 
+/* The policy recorded in state (the one in force), compiled. */
+static int load_recorded_policy(const struct ph_instance *inst,
+				struct ph_policy *pol)
+{
+	struct ph_state st;
+
+	if (ph_state_read(inst, &st) || !st.policy[0]) {
+		pr_warn("%s records no policy; give one with --policy FILE",
+			inst->pin_dir);
+		return PH_EXIT_USER;
+	}
+	return load_policy(st.policy, pol);
+}
+
+/* Reload the instance's recorded policy (SIGHUP of run and daemon, or
+ * `reload` without --policy); fn of ph_trk_run_opts.hup. An error leaves
+ * the old policy in force and the process running. */
+static int reload_recorded(void *ctx)
+{
+	struct ctx *c = ctx;
+	struct ph_instance inst;
+	struct ph_policy pol;
+	char status[PATH_MAX + 64];
+	__u32 gen = 0;
+	int r, lock;
+
+	ph_notify_reloading();
+	lock = ph_lock(c->pin_dir);
+	if (lock < 0) {
+		ph_notify_ready("reload failed: cannot lock");
+		return -lock;
+	}
+	r = ph_instance_open(&inst, c->pin_dir);
+	if (r == 0) {
+		r = ph_instance_need_compatible(&inst);
+		if (!r)
+			r = load_recorded_policy(&inst, &pol);
+		if (!r) {
+			r = ph_policy_install(&inst, &pol, &gen);
+			if (!r)
+				pr_info("SIGHUP: reloaded %s (generation %u)",
+					pol.path, gen);
+			snprintf(status, sizeof(status),
+				 r ? "reload of %s failed; previous policy in force" :
+				     "enforcing %s (generation %u)",
+				 pol.path, gen);
+			ph_policy_free(&pol);
+		} else {
+			snprintf(status, sizeof(status),
+				 "reload failed; previous policy in force");
+		}
+		ph_instance_close(&inst);
+	} else {
+		snprintf(status, sizeof(status), "reload failed: no instance");
+		r = PH_EXIT_USER;
+	}
+	ph_unlock(lock);
+	ph_notify_ready(status);
+	return r;
+}
+
+/* The tracker loop ended without a signal: the instance's pins went
+ * away (detach elsewhere), or another build upgraded it in place.
+ * Returns true to track again (same build), false to stop; *replaced
+ * when another build took over. */
+static bool instance_follow(const char *pin_dir, bool *replaced)
+{
+	struct ph_instance inst;
+	bool same;
+
+	*replaced = false;
+	if (ph_instance_open(&inst, pin_dir))
+		return false;
+	same = inst.compatible && !strcmp(inst.build, ph_build_id());
+	if (!same) {
+		pr_info("%s was upgraded in place to %s by another pinhole; this %s (%s) stops without detaching, so that one of the new build takes over (exit %d)",
+			pin_dir, inst.build[0] ? inst.build : "another build",
+			"process", ph_build_id(), PH_EXIT_REPLACED);
+		*replaced = true;
+	} else {
+		pr_info("%s was replaced by an instance of this build; tracking it",
+			pin_dir);
+	}
+	ph_instance_close(&inst);
+	return same;
+}
+
+/* Run the tracker until a stop signal (returned, > 0), a fatal error
+ * (< 0), the instance's removal (0) or its takeover by another build
+ * (*replaced). SIGHUP reloads. */
+static int track(struct ctx *c, struct ph_trk_runner *trk,
+		 const struct ph_trk_run_opts *topts, const sigset_t *stop,
+		 bool *replaced)
+{
+	int sig;
+
+	*replaced = false;
+	for (;;) {
+		sig = ph_trk_runner_loop(trk, stop);
+		ph_trk_runner_close(trk);
+		if (sig != 0 || !instance_follow(c->pin_dir, replaced))
+			return sig;
+		if (ph_trk_runner_open(&trk, c->pin_dir, topts))
+			return -EIO;
+	}
+}
+
+static void block_stop_signals(sigset_t *stop, sigset_t *old)
+{
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(stop);
+	sigaddset(stop, SIGINT);
+	sigaddset(stop, SIGTERM);
+	sigaddset(stop, SIGHUP);
+	sigprocmask(SIG_BLOCK, stop, old);
+}
+
 static int do_run(struct ctx *c)
 {
 	struct iface_arg ifs[PH_IFACES_MAX];
-	struct ph_trk_run_opts topts = { .syslog = c->syslog };
+	struct ph_trk_run_opts topts = { .syslog = c->syslog,
+					 .hup = reload_recorded, .hup_ctx = c };
 	struct ph_trk_runner *trk = NULL;
+	char status[PATH_MAX + 128];
 	struct ph_policy pol;
 	struct attached *a;
 	sigset_t stop, old;
-	int r, lock, trk_lock, sig;
+	bool replaced;
+	int r, lock, trk_lock, sig, o;
 
 	if (c->argc > PH_IFACES_MAX) {
 		pr_warn("at most %d interfaces per instance", PH_IFACES_MAX);
@@ -486,13 +633,8 @@ static int do_run(struct ctx *c)
 	}
 	/* From here a stop signal waits until we can act on it: it is then
 	 * taken by the tracker's loop and detaches cleanly. */
-	signal(SIGPIPE, SIG_IGN);
-	sigemptyset(&stop);
-	sigaddset(&stop, SIGINT);
-	sigaddset(&stop, SIGTERM);
-	sigaddset(&stop, SIGHUP);
-	sigprocmask(SIG_BLOCK, &stop, &old);
-	r = attach_ifaces(c, &pol, ifs, c->argc, a);
+	block_stop_signals(&stop, &old);
+	r = attach_ifaces(c, &pol, ifs, c->argc, a, true);
 	ph_unlock(lock);
 	if (r)
 		goto out;
@@ -504,18 +646,30 @@ static int do_run(struct ctx *c)
 		goto out;
 	}
 
+	if (a->nadopted)
+		print_attached(a, "attached");
 	printf("pinhole: ready: enforcing %s on", pol.path);
-	for (int i = 0; i < a->n; i++)
+	o = snprintf(status, sizeof(status), "enforcing %s on", pol.path);
+	for (int i = 0; i < a->n; i++) {
 		printf(" %s", a->recs[i].name);
-	printf(" (generation %u, pin dir %s); SIGINT or SIGTERM detaches\n",
+		if (o > 0 && (size_t)o < sizeof(status))
+			o += snprintf(status + o, sizeof(status) - (size_t)o,
+				      " %s", a->recs[i].name);
+	}
+	printf(" (generation %u, pin dir %s); SIGINT or SIGTERM detaches, SIGHUP reloads\n",
 	       a->generation, c->pin_dir);
 	fflush(stdout);
+	ph_notify_ready(status);
 
-	sig = ph_trk_runner_loop(trk, &stop);
-	ph_trk_runner_close(trk);
+	sig = track(c, trk, &topts, &stop, &replaced);
+	ph_notify_stopping();
+	ph_instance_close(&a->inst);
+	if (replaced) {
+		r = PH_EXIT_REPLACED;
+		goto out;
+	}
 	if (sig > 0)
 		pr_debug("got signal %d; detaching", sig);
-	ph_instance_close(&a->inst);
 	r = run_teardown(c, a);
 	if (!r && sig < 0)
 		r = PH_EXIT_ENV;
@@ -534,10 +688,13 @@ out:
  */
 static int do_daemon(struct ctx *c)
 {
-	struct ph_trk_run_opts topts = { .syslog = c->syslog };
+	struct ph_trk_run_opts topts = { .syslog = c->syslog,
+					 .hup = reload_recorded, .hup_ctx = c };
 	struct ph_trk_runner *trk;
 	struct ph_instance inst;
+	char status[PATH_MAX + 64];
 	sigset_t stop, old;
+	bool replaced = false;
 	int r, lock, sig;
 
 	r = ph_instance_open(&inst, c->pin_dir);
@@ -555,23 +712,22 @@ static int do_daemon(struct ctx *c)
 	lock = ph_trk_lock(c->pin_dir);
 	if (lock < 0)
 		return -lock;
-	signal(SIGPIPE, SIG_IGN);
-	sigemptyset(&stop);
-	sigaddset(&stop, SIGINT);
-	sigaddset(&stop, SIGTERM);
-	sigaddset(&stop, SIGHUP);
-	sigprocmask(SIG_BLOCK, &stop, &old);
+	block_stop_signals(&stop, &old);
 	r = ph_trk_runner_open(&trk, c->pin_dir, &topts);
 	if (!r) {
-		printf("pinhole: ready: tracking FTP sessions of %s (pid %ld%s); SIGINT or SIGTERM stops\n",
+		printf("pinhole: ready: tracking FTP sessions of %s (pid %ld%s); SIGINT or SIGTERM stops, SIGHUP reloads the policy\n",
 		       c->pin_dir, (long)getpid(),
 		       ph_trk_runner_syslog(trk) ? ", logging to syslog" : "");
 		fflush(stdout);
-		sig = ph_trk_runner_loop(trk, &stop);
-		ph_trk_runner_close(trk);
+		snprintf(status, sizeof(status), "tracking FTP sessions of %s",
+			 c->pin_dir);
+		ph_notify_ready(status);
+		sig = track(c, trk, &topts, &stop, &replaced);
+		ph_notify_stopping();
 		if (sig > 0)
 			pr_debug("got signal %d; stopping", sig);
-		r = sig < 0 ? PH_EXIT_ENV : PH_EXIT_OK;
+		r = replaced ? PH_EXIT_REPLACED :
+		    sig < 0 ? PH_EXIT_ENV : PH_EXIT_OK;
 	}
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	ph_unlock(lock);
@@ -580,30 +736,50 @@ static int do_daemon(struct ctx *c)
 
 /* --------------------------------------------------------------- reload */
 
+/* reload/upgrade: compile --policy if given (*have), before anything is
+ * touched, then take the CLI lock. 0 or an exit code (nothing held). */
+static int policy_then_lock(struct ctx *c, struct ph_policy *pol, bool *have,
+			    int *lock)
+{
+	int r;
+
+	*have = false;
+	if (c->policy) {
+		r = load_policy(c->policy, pol);
+		if (r)
+			return r;
+		*have = true;
+	}
+	*lock = ph_lock(c->pin_dir);
+	if (*lock < 0) {
+		if (*have)
+			ph_policy_free(pol);
+		*have = false;
+		return -*lock;
+	}
+	return PH_EXIT_OK;
+}
+
 static int do_reload(struct ctx *c)
 {
 	struct ph_instance inst;
 	struct ph_policy pol;
+	bool have = false;
 	__u32 gen = 0;
 	int r, lock;
 
-	if (!c->policy) {
-		pr_warn("missing --policy FILE (check it first with 'pinhole check FILE')");
-		return PH_EXIT_USER;
-	}
-	r = load_policy(c->policy, &pol);
+	r = policy_then_lock(c, &pol, &have, &lock);
 	if (r)
 		return r; /* nothing touched: the old policy stays */
-	lock = ph_lock(c->pin_dir);
-	if (lock < 0) {
-		ph_policy_free(&pol);
-		return -lock;
-	}
 	r = open_existing(&inst, c->pin_dir);
-	if (!r) {
-		r = ph_policy_install(&inst, &pol, &gen);
-		ph_instance_close(&inst);
+	if (!r && !have) {
+		/* No --policy: the one recorded in state, read again. */
+		r = load_recorded_policy(&inst, &pol);
+		have = !r;
 	}
+	if (!r)
+		r = ph_policy_install(&inst, &pol, &gen);
+	ph_instance_close(&inst);
 	if (!r && c->json) {
 		char abs[PATH_MAX];
 		struct ph_json j;
@@ -622,7 +798,62 @@ static int do_reload(struct ctx *c)
 		       pol.path, gen, c->pin_dir);
 	}
 	ph_unlock(lock);
-	ph_policy_free(&pol);
+	if (have)
+		ph_policy_free(&pol);
+	return r;
+}
+
+/* -------------------------------------------------------------- upgrade */
+
+static int do_upgrade(struct ctx *c)
+{
+	struct ph_upgrade_result res;
+	struct ph_instance inst;
+	struct ph_policy pol;
+	bool have = false;
+	__u32 gen = 0;
+	int r, lock;
+
+	r = policy_then_lock(c, &pol, &have, &lock);
+	if (r)
+		return r;
+	r = ph_instance_open(&inst, c->pin_dir);
+	if (r == -ENOENT) {
+		pr_warn("no pinhole instance at %s (nothing attached)", c->pin_dir);
+		r = PH_EXIT_USER;
+		goto out_unlock;
+	}
+	if (r)
+		goto out_unlock;
+	if (inst.compatible && !strcmp(inst.build, ph_build_id())) {
+		printf("pinhole: %s already runs this build (%s)\n", c->pin_dir,
+		       inst.build);
+		if (have)
+			r = ph_policy_install(&inst, &pol, &gen);
+		goto out;
+	}
+	/* Another layout rebuilds the policy: the recorded one by default. */
+	if (!have && !inst.compatible) {
+		r = load_recorded_policy(&inst, &pol);
+		if (r)
+			goto out;
+		have = true;
+	}
+	r = ph_upgrade(&inst, have ? &pol : NULL, &res);
+	if (!r && have && !res.migrated)
+		r = ph_policy_install(&inst, &pol, &gen);
+	if (!r)
+		printf("pinhole: upgraded %s on %d interface%s: %s (layout %u) -> %s (layout %u)%s\n",
+		       c->pin_dir, res.nifaces, res.nifaces == 1 ? "" : "s",
+		       res.from_build[0] ? res.from_build : "?", res.from_layout,
+		       ph_build_id(), PH_LAYOUT_VERSION,
+		       res.migrated ? ", flows migrated" : ", flows kept");
+out:
+	ph_instance_close(&inst);
+out_unlock:
+	ph_unlock(lock);
+	if (have)
+		ph_policy_free(&pol);
 	return r;
 }
 
@@ -856,6 +1087,7 @@ static int do_status(struct ctx *c)
 		ph_json_object_begin(&j);
 		ph_json_kv_string(&j, "pin_dir", c->pin_dir);
 		ph_json_kv_uint(&j, "layout_version", v.st.layout_version);
+		ph_json_kv_string(&j, "build", inst.build);
 		ph_json_kv_string(&j, "policy", v.st.policy);
 		ph_json_kv_uint(&j, "generation", v.st.generation);
 		ph_json_kv_uint(&j, "active_slot", v.st.active_slot);
@@ -921,6 +1153,8 @@ static int do_status(struct ctx *c)
 	}
 
 	printf("instance    %s (layout v%u)\n", c->pin_dir, v.st.layout_version);
+	printf("build       %s%s\n", inst.build[0] ? inst.build : "(not recorded)",
+	       strcmp(inst.build, ph_build_id()) ? " (not this binary's: see 'pinhole help upgrade')" : "");
 	printf("policy      %s\n", v.st.policy[0] ? v.st.policy : "(none)");
 	printf("generation  %u (slot %u, loaded %s ago)\n", v.st.generation,
 	       v.st.active_slot, age);
@@ -1546,42 +1780,99 @@ static int do_explain(struct ctx *c)
 
 /* ------------------------------------------------------------ dispatch */
 
+static void cmd_help(const struct cmd *cmd, FILE *out);
+
 static int do_help(struct ctx *c)
 {
-	(void)c;
-	usage(stdout);
+	const struct cmd *cmd;
+
+	if (c->argc == 0) {
+		usage(stdout);
+		return PH_EXIT_OK;
+	}
+	cmd = find_cmd(c->argv[0]);
+	if (!cmd) {
+		pr_warn("help: unknown command '%s'; see pinhole --help",
+			c->argv[0]);
+		return PH_EXIT_USER;
+	}
+	cmd_help(cmd, stdout);
 	return PH_EXIT_OK;
 }
 
+#define CAPS_LOAD (PH_NEED_BPF | PH_NEED_NET | PH_NEED_PERFMON)
+
 static const struct cmd cmds[] = {
-	{ "check", do_check, O_JSON | O_PRINT, false, 1, 1,
-	  "check [--print] POLICY|-" },
-	{ "show", do_show, O_JSON, true, 0, 0, "show [-j]" },
-	{ "run", do_run, O_POLICY | O_LOAD | O_SYSLOG, true, 1, -1,
-	  "run --policy POLICY [--mode auto|native|generic] [--syslog] IFACE..." },
-	{ "attach", do_attach, O_POLICY | O_LOAD | O_JSON, true, 1, -1,
-	  "attach --policy POLICY [--mode auto|native|generic] [-j] IFACE..." },
-	{ "daemon", do_daemon, O_SYSLOG, true, 0, 0, "daemon [--syslog]" },
-	{ "reload", do_reload, O_POLICY | O_JSON, true, 0, 0, "reload --policy POLICY [-j]" },
-	{ "detach", do_detach, O_ALL | O_JSON, true, 0, -1, "detach IFACE... | --all [-j]" },
-	{ "status", do_status, O_JSON, true, 0, 0, "status [-j]" },
-	{ "stats", do_stats, O_JSON | O_BY | O_PROM, true, 0, 0,
-	  "stats [-j] [--by reason|service|iface] | stats --prometheus" },
-	{ "flows", do_flows, O_JSON, true, 0, -1,
-	  "flows [delete FILTER... | flush | FILTER...] [-j]" },
-	{ "sessions", do_sessions, O_JSON, true, 0, 0, "sessions [-j]" },
-	{ "exporter", do_exporter, O_LISTEN | O_TEXTFILE | O_INTERVAL, true, 0,
-	  0, "exporter --listen ADDR:PORT | --textfile PATH [--interval S]" },
-	{ "monitor", do_monitor, O_MONITOR | O_JSON, true, 0, 0,
-	  "monitor [-j] [--events flow,pinhole,drop] [--drop-rate N] [--drop-burst N] [--count N] [--duration S]" },
-	{ "explain", do_explain, O_JSON, true, 4, 7,
-	  "explain [-j] [in|out] PROTO SRC[:PORT] to DST[:PORT] [FLAGS]" },
-	{ "help", do_help, 0, false, 0, 0, "help" },
+	{ "check", do_check, O_JSON | O_PRINT, 0, 1, 1, "check [--print] POLICY|-",
+	  "Parse and compile POLICY (- for stdin) without touching the kernel (no\n"
+	  "privileges needed); print the compiled summary (--print: the policy\n"
+	  "normalised), or file:line:col: error: ...\n" },
+	{ "show", do_show, O_JSON, PH_NEED_BPF, 0, 0, "show [-j]",
+	  "The policy in force, as the kernel has it.\n" },
+	{ "run", do_run, O_POLICY | O_LOAD | O_SYSLOG, CAPS_LOAD, 1, -1,
+	  "run --policy POLICY [--mode auto|native|generic] [--syslog] IFACE...",
+	  "Attach, then track FTP sessions in the foreground (for systemd:\n"
+	  "Type=notify, READY=1 once tracking). SIGINT/SIGTERM detach what this\n"
+	  "run attached; SIGHUP reloads the recorded policy. After a crash, run\n"
+	  "again with the same pin dir adopts the interfaces the dead run had\n"
+	  "attached (enforcement never stopped). An instance of another build or\n"
+	  "layout is upgraded in place first (see upgrade). Exit 3: another build\n"
+	  "upgraded the instance; this run stopped without detaching.\n" },
+	{ "attach", do_attach, O_POLICY | O_LOAD | O_JSON, CAPS_LOAD, 1, -1,
+	  "attach --policy POLICY [--mode auto|native|generic] [-j] IFACE...",
+	  "Attach XDP ingress + TC egress to each IFACE and enforce POLICY; the\n"
+	  "programs stay after the command exits. An interface this instance\n"
+	  "already carries is refused (use reload or detach). An instance of\n"
+	  "another build or layout is upgraded in place first (see upgrade).\n" },
+	{ "upgrade", do_upgrade, O_POLICY, CAPS_LOAD, 0, 0,
+	  "upgrade [--policy POLICY]",
+	  "Replace the programs of a running instance by this binary's, with no\n"
+	  "moment where an interface is unfiltered (XDP_FLAGS_REPLACE,\n"
+	  "BPF_TC_F_REPLACE; in libxdp's dispatcher the new member joins before\n"
+	  "the old one leaves). Same pin layout: the maps and every flow are kept.\n"
+	  "Another layout: new maps, flows/pinholes migrated, the policy rebuilt\n"
+	  "(--policy, default the recorded one). A run or daemon of the old build\n"
+	  "stops tracking (exit 3) without detaching.\n" },
+	{ "daemon", do_daemon, O_SYSLOG, PH_NEED_BPF, 0, 0, "daemon [--syslog]",
+	  "FTP session tracker alone, for an instance made by attach. SIGHUP\n"
+	  "reloads the recorded policy; SIGINT/SIGTERM stop it (enforcement\n"
+	  "stays).\n" },
+	{ "reload", do_reload, O_POLICY | O_JSON, PH_NEED_BPF, 0, 0,
+	  "reload [--policy POLICY] [-j]",
+	  "Atomic policy swap (two slots, one write). Without --policy, the\n"
+	  "recorded policy file is read again. On error the old policy stays.\n" },
+	{ "detach", do_detach, O_ALL | O_JSON, PH_NEED_BPF | PH_NEED_NET, 0, -1,
+	  "detach IFACE... | --all [-j]",
+	  "Remove pinhole's programs from the interfaces (only if they are ours);\n"
+	  "with the last one, the pins pinhole made and the pin dir.\n" },
+	{ "status", do_status, O_JSON, PH_NEED_BPF, 0, 0, "status [-j]",
+	  "Instance, build, policy, generation, interfaces and table fill.\n" },
+	{ "stats", do_stats, O_JSON | O_BY | O_PROM, PH_NEED_BPF, 0, 0,
+	  "stats [-j] [--by reason|service|iface] | stats --prometheus",
+	  "Packets and bytes per verdict reason (or service, interface), inbound\n"
+	  "and outbound.\n" },
+	{ "flows", do_flows, O_JSON, PH_NEED_BPF, 0, -1,
+	  "flows [delete FILTER... | flush | FILTER...] [-j]",
+	  "Entries of the flow and half-open tables; delete or flush them.\n" },
+	{ "sessions", do_sessions, O_JSON, PH_NEED_BPF, 0, 0, "sessions [-j]",
+	  "FTP sessions, pending pinholes, FTPS peers and tracker totals.\n" },
+	{ "exporter", do_exporter, O_LISTEN | O_TEXTFILE | O_INTERVAL, PH_NEED_BPF, 0,
+	  0, "exporter --listen ADDR:PORT | --textfile PATH [--interval S]",
+	  "Prometheus metrics over HTTP, or a textfile for node_exporter.\n" },
+	{ "monitor", do_monitor, O_MONITOR | O_JSON, PH_NEED_BPF, 0, 0,
+	  "monitor [-j] [--events flow,pinhole,drop] [--drop-rate N] [--drop-burst N] [--count N] [--duration S]",
+	  "Live flow, pinhole and drop events.\n" },
+	{ "explain", do_explain, O_JSON, PH_NEED_BPF, 4, 7,
+	  "explain [-j] [in|out] PROTO SRC[:PORT] to DST[:PORT] [FLAGS]",
+	  "What the datapath would do with such a packet, and why.\n" },
+	{ "help", do_help, 0, 0, 0, 1, "help [COMMAND]",
+	  "The global usage, or one command's.\n" },
 };
+static const size_t ncmds = ARRAY_SIZE(cmds);
 
 static const struct cmd *find_cmd(const char *name)
 {
-	for (size_t i = 0; i < ARRAY_SIZE(cmds); i++)
+	for (size_t i = 0; i < ncmds; i++)
 		if (!strcmp(cmds[i].name, name))
 			return &cmds[i];
 	return NULL;
@@ -1591,7 +1882,7 @@ static void usage(FILE *out)
 {
 	fputs("usage: pinhole [--pin-dir DIR] [-v] [-j] COMMAND [ARGS]\n\n"
 	      "commands:\n", out);
-	for (size_t i = 0; i < ARRAY_SIZE(cmds); i++)
+	for (size_t i = 0; i < ncmds; i++)
 		fprintf(out, "  pinhole %s\n", cmds[i].usage);
 	fprintf(out,
 		"\noptions (before or after the command):\n"
@@ -1601,7 +1892,7 @@ static void usage(FILE *out)
 		"  -j, --json           JSON output (check, show, status, stats, flows, sessions,\n"
 		"                       monitor, explain, attach, reload, detach; refused by\n"
 		"                       run, daemon, exporter)\n"
-		"  -p, --policy FILE    policy to enforce (run, attach, reload)\n"
+		"  -p, --policy FILE    policy to enforce (run, attach, reload, upgrade)\n"
 		"  -m, --mode MODE      XDP mode: auto (native, else generic), native, generic\n"
 		"  --failsafe-port N    TCP port always admitted inbound (e.g. 22)\n"
 		"  --fail-open          pass packets when an internal lookup fails\n"
@@ -1620,11 +1911,53 @@ static void usage(FILE *out)
 		"  --drop-burst N       monitor: drop events in a burst (default %u)\n"
 		"  --count N            monitor: exit after N events\n"
 		"  --duration S         monitor: exit after S seconds\n"
-		"\nexit codes: 0 ok, 1 user error, 2 environment error (not root, no BPF, ...)\n"
-		"see docs/cli.md\n",
+		"  -h, --help           this text; 'pinhole help CMD' or 'pinhole CMD --help'\n"
+		"  -V, --version        version, build id, pin layout\n"
+		"\nexit codes: 0 ok, 1 user error, 2 environment error (missing capabilities,\n"
+		"no BPF, ...), 3 run/daemon replaced by another build (upgrade)\n"
+		"see pinhole(8), pinhole.policy(5), docs/cli.md\n",
 		PH_DEFAULT_PIN_DIR, PH_FLOWS_MAX_DEFAULT, PH_HALF_OPEN_MAX_DEFAULT,
 		PH_OBS_DEFAULT_INTERVAL_S, PH_OBS_DEFAULT_DROP_RATE,
 		PH_OBS_DEFAULT_DROP_BURST);
+}
+
+static const struct {
+	unsigned int bit;
+	const char *text;
+} opt_help[] = {
+	{ O_POLICY, "  -p, --policy FILE    the policy (pinhole.policy(5))" },
+	{ O_MODE, "  -m, --mode MODE      XDP mode: auto (native, else generic), native, generic" },
+	{ O_FAILSAFE, "  --failsafe-port N    TCP port always admitted inbound (e.g. 22)" },
+	{ O_FAIL_OPEN, "  --fail-open          pass packets when an internal lookup fails" },
+	{ O_FAIL_CLOSED, "  --fail-closed        drop them (the default)" },
+	{ O_FLOWS, "  --flows N            size of the flow table" },
+	{ O_HALF_OPEN, "  --half-open N        size of the half-open table" },
+	{ O_ALL, "  -a, --all            every interface of the instance" },
+	{ O_SYSLOG, "  --syslog             tracker log lines to syslog instead of stderr" },
+};
+
+static void cmd_help(const struct cmd *cmd, FILE *out)
+{
+	fprintf(out, "usage: pinhole [--pin-dir DIR] [-v] %s\n\n%s", cmd->usage,
+		cmd->help);
+	fputs("\noptions:\n", out);
+	for (size_t i = 0; i < ARRAY_SIZE(opt_help); i++)
+		if (cmd->opts & opt_help[i].bit)
+			fprintf(out, "%s\n", opt_help[i].text);
+	fputs("  --pin-dir DIR        the instance (default " PH_DEFAULT_PIN_DIR
+	      ", or $PINHOLE_PIN_DIR)\n  -v, --verbose        debug logs\n", out);
+	if (cmd->caps)
+		fprintf(out, "\nneeds:   %s%s%s (or root)\n",
+			cmd->caps & PH_NEED_BPF ? "CAP_BPF" : "",
+			cmd->caps & PH_NEED_NET ? ", CAP_NET_ADMIN" : "",
+			cmd->caps & PH_NEED_PERFMON ? ", CAP_PERFMON" : "");
+	fputs("see pinhole(8) and docs/cli.md\n", out);
+}
+
+static void print_version(void)
+{
+	printf("pinhole %s\nbuild %s\npin layout %u\nlibbpf %s\n", PH_VERSION,
+	       ph_build_id(), PH_LAYOUT_VERSION, libbpf_version_string());
 }
 
 enum {
@@ -1635,6 +1968,7 @@ enum {
 	OPT_FLOWS,
 	OPT_HALF_OPEN,
 	OPT_SYSLOG,
+	OPT_VERSION,
 	OPT_PRINT,
 	OPT_BY,
 	OPT_PROM,
@@ -1662,6 +1996,7 @@ static const struct option long_opts[] = {
 	{ "half-open", required_argument, NULL, OPT_HALF_OPEN },
 	{ "all", no_argument, NULL, 'a' },
 	{ "syslog", no_argument, NULL, OPT_SYSLOG },
+	{ "version", no_argument, NULL, 'V' },
 	{ "print", no_argument, NULL, OPT_PRINT },
 	{ "by", required_argument, NULL, OPT_BY },
 	{ "prometheus", no_argument, NULL, OPT_PROM },
@@ -1712,7 +2047,7 @@ static int bad_number(const char *opt, const char *arg, __u32 max)
 
 /* Returns -1 to go on, or an exit code. */
 static int parse_args(int argc, char **argv, struct ctx *c, int *verbose,
-		      bool *help)
+		      bool *help, bool *version)
 {
 	const char *pin = getenv("PINHOLE_PIN_DIR");
 	__u32 v;
@@ -1721,8 +2056,9 @@ static int parse_args(int argc, char **argv, struct ctx *c, int *verbose,
 	if (!pin || !*pin)
 		pin = PH_DEFAULT_PIN_DIR;
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":vjhp:m:a", long_opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, ":vjhVp:m:a", long_opts, NULL)) != -1) {
 		switch (opt) {
+		case 'V': *version = true; break;
 		case OPT_PIN_DIR: pin = optarg; break;
 		case 'v': (*verbose)++; break;
 		case 'j': c->json = true; c->given |= O_JSON; break;
@@ -1828,17 +2164,21 @@ static int parse_args(int argc, char **argv, struct ctx *c, int *verbose,
 int main(int argc, char **argv)
 {
 	struct ctx c = { .obs.interval_s = PH_OBS_DEFAULT_INTERVAL_S };
-	bool help = false;
+	bool help = false, version = false;
 	int verbose = 0;
 	const struct cmd *cmd;
 	unsigned int extra;
 	int r;
 
-	r = parse_args(argc, argv, &c, &verbose, &help);
+	r = parse_args(argc, argv, &c, &verbose, &help, &version);
 	ph_log_init(verbose);
+	if (version) {
+		print_version();
+		return PH_EXIT_OK;
+	}
 	if (r >= 0)
 		return r;
-	if (help || c.argc == 0) {
+	if (c.argc == 0) {
 		usage(help ? stdout : stderr);
 		return help ? PH_EXIT_OK : PH_EXIT_USER;
 	}
@@ -1846,6 +2186,13 @@ int main(int argc, char **argv)
 	if (!cmd) {
 		pr_warn("unknown command '%s'; see pinhole --help", c.argv[0]);
 		return PH_EXIT_USER;
+	}
+	if (help) {
+		/* `pinhole CMD --help`, `pinhole --help help CMD` */
+		if (cmd->fn == do_help && c.argc > 1 && find_cmd(c.argv[1]))
+			cmd = find_cmd(c.argv[1]);
+		cmd_help(cmd, stdout);
+		return PH_EXIT_OK;
 	}
 	c.argc--;
 	c.argv++;
@@ -1872,8 +2219,11 @@ int main(int argc, char **argv)
 				cmd->name, cmd->usage);
 		return PH_EXIT_USER;
 	}
-	if (cmd->needs_root) {
-		r = need_root();
+	if (cmd->caps) {
+		/* Capabilities, not uid 0: before anything is read. */
+		r = ph_caps_check(cmd->name, cmd->caps);
+		if (!r)
+			r = ph_pin_dir_check(c.pin_dir);
 		if (r)
 			return r;
 	}

@@ -29,6 +29,7 @@
 #include <sys/epoll.h>
 #include <sys/file.h>
 #include <sys/random.h>
+#include <signal.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -1520,8 +1521,11 @@ struct ph_trk_runner {
 	struct ph_ftps_rec *ftps;
 	struct ph_ftps_maps ftps_maps;
 	bool syslog;
+	int (*hup)(void *ctx); /* SIGHUP: reload, then go on */
+	void *hup_ctx;
 	bool ftps_failed; /* a pass failed (said once) */
 	__u32 events_id;
+	__u32 xdp_prog_id; /* of the prog_xdp pin: an upgrade replaces it */
 	__u32 since_sweep;
 	__u64 next_sweep;
 	__u64 next_ftps;
@@ -1600,7 +1604,9 @@ static void rt_log(void *ctx, int level, const char *line)
 		       level == PH_TRK_LOG_INFO ? LOG_INFO : LOG_DEBUG,
 		       "%s", line);
 	else
-		fprintf(stderr, "pinhole: %s\n", line);
+		ph_log_line(level == PH_TRK_LOG_WARN ? PH_LOG_NOTICE :
+			    level == PH_TRK_LOG_INFO ? PH_LOG_INFO :
+			    PH_LOG_DEBUG, line);
 }
 
 static const struct ph_trk_ops rt_ops = {
@@ -1662,7 +1668,23 @@ static __u32 map_id(int fd)
 	return bpf_obj_get_info_by_fd(fd, &info, &len) ? 0 : info.id;
 }
 
-/* Still the instance we opened? (detach --all elsewhere unpins it.) */
+static __u32 pinned_prog_id(const char *pin_dir)
+{
+	struct bpf_prog_info info = {};
+	__u32 len = sizeof(info);
+	int fd = ph_pin_get(pin_dir, "prog_xdp");
+
+	if (fd < 0)
+		return 0;
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		info.id = 0;
+	close(fd);
+	return info.id;
+}
+
+/* Still the instance we opened, with the programs we started with?
+ * (detach --all elsewhere unpins it; `pinhole upgrade` replaces the
+ * programs, and with another layout the maps.) */
 static bool instance_alive(const struct ph_trk_runner *r)
 {
 	int fd = ph_pin_get(r->pin_dir, "events");
@@ -1672,6 +1694,11 @@ static bool instance_alive(const struct ph_trk_runner *r)
 		return fd != -ENOENT;
 	same = map_id(fd) == r->events_id;
 	close(fd);
+	if (same && r->xdp_prog_id) {
+		__u32 id = pinned_prog_id(r->pin_dir);
+
+		same = !id || id == r->xdp_prog_id;
+	}
 	return same;
 }
 
@@ -1740,6 +1767,8 @@ int ph_trk_runner_open(struct ph_trk_runner **out, const char *pin_dir,
 	}
 	ph_strlcpy(r->pin_dir, pin_dir, sizeof(r->pin_dir));
 	r->syslog = o && o->syslog;
+	r->hup = o ? o->hup : NULL;
+	r->hup_ctx = o ? o->hup_ctx : NULL;
 	err = ph_trk_pins_open(&r->pins, pin_dir);
 	if (err) {
 		if (err == -ENOENT)
@@ -1753,6 +1782,7 @@ int ph_trk_runner_open(struct ph_trk_runner **out, const char *pin_dir,
 		return err == -ENOENT ? PH_EXIT_USER : PH_EXIT_ENV;
 	}
 	r->events_id = map_id(r->pins.events);
+	r->xdp_prog_id = pinned_prog_id(pin_dir);
 	bpf_map_lookup_elem(r->pins.totals, &key, &tot);
 	clear_sessions(r->pins.sessions);
 	cfg.ttl_ns = policy_ttl_ns(r);
@@ -1837,7 +1867,7 @@ int ph_trk_runner_loop(struct ph_trk_runner *r, const sigset_t *stop)
 		}
 		if (now >= next_alive) {
 			if (!instance_alive(r)) {
-				pr_info("the instance at %s is gone (detached); the session tracker stops",
+				pr_info("the instance at %s is gone or was replaced; the session tracker stops",
 					r->pin_dir);
 				ret = 0;
 				break;
@@ -1856,10 +1886,14 @@ int ph_trk_runner_loop(struct ph_trk_runner *r, const sigset_t *stop)
 
 			if (evs[i].data.fd != sfd)
 				continue;
-			if (read(sfd, &si, sizeof(si)) == sizeof(si)) {
-				ret = (int)si.ssi_signo;
-				goto out;
+			if (read(sfd, &si, sizeof(si)) != sizeof(si))
+				continue;
+			if (si.ssi_signo == SIGHUP && r->hup) {
+				r->hup(r->hup_ctx);
+				continue;
 			}
+			ret = (int)si.ssi_signo;
+			goto out;
 		}
 		/* Also after a timeout: the ring buffer only wakes a reader
 		 * that has caught up, so leftovers are read here. */

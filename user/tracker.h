@@ -148,6 +148,10 @@ bool ph_trk_running(const char *pin_dir, long *pid);
 
 struct ph_trk_run_opts {
 	bool syslog; /* log to syslog (daemon facility) instead of stderr */
+	/* If set, SIGHUP (when in the stop set) calls hup(hup_ctx) and the
+	 * loop goes on (reload) instead of returning. */
+	int (*hup)(void *ctx);
+	void *hup_ctx;
 };
 
 struct ph_trk_runner;

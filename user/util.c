@@ -106,27 +106,81 @@ const char *ph_proto_name(__u8 proto, char *buf, size_t len)
 	return buf;
 }
 
+/* Appends the components of tail to out (canonical, existing) lexically:
+ * none of them exists, so none is a symlink and ".." just drops the last
+ * component. */
+static int append_lexical(char *out, size_t len, char *tail)
+{
+	for (char *c = strtok(tail, "/"); c; c = strtok(NULL, "/")) {
+		size_t n = strlen(out);
+
+		if (!strcmp(c, "."))
+			continue;
+		if (!strcmp(c, "..")) {
+			char *slash = strrchr(out, '/');
+
+			if (slash == out)
+				out[1] = '\0';
+			else if (slash)
+				*slash = '\0';
+			continue;
+		}
+		if (n + 1 + strlen(c) + 1 > len)
+			return -ENAMETOOLONG;
+		if (n > 1)
+			out[n++] = '/';
+		strcpy(out + n, c);
+	}
+	return 0;
+}
+
+/* realpath() of a path that need not exist yet: the longest existing
+ * prefix is resolved by the kernel (symlinks, "..", "."), the rest
+ * lexically. */
+static int resolve_path(const char *in, char *out, size_t len)
+{
+	char head[PATH_MAX], tail[PATH_MAX] = "", tmp[PATH_MAX], res[PATH_MAX];
+
+	if (strlen(in) >= sizeof(head))
+		return -ENAMETOOLONG;
+	strcpy(head, in);
+	for (;;) {
+		char *slash;
+
+		if (realpath(head[0] ? head : "/", res))
+			break;
+		if (errno != ENOENT)
+			return -errno;
+		slash = strrchr(head, '/');
+		if (!slash)
+			return -ENOENT;
+		snprintf(tmp, sizeof(tmp), "%s%s%s", slash + 1,
+			 tail[0] ? "/" : "", tail);
+		ph_strlcpy(tail, tmp, sizeof(tail));
+		*slash = '\0';
+	}
+	if (strlen(res) >= len)
+		return -ENAMETOOLONG;
+	strcpy(out, res);
+	return append_lexical(out, len, tail);
+}
+
 int ph_pin_dir_normalize(const char *in, char *out, size_t len)
 {
-	size_t o = 0;
+	int err;
 
 	if (!in || in[0] != '/') {
 		pr_warn("--pin-dir '%s': use an absolute path under %s",
 			in ? in : "", PH_BPFFS_ROOT);
 		return PH_EXIT_USER;
 	}
-	for (const char *p = in; *p; p++) {
-		if (*p == '/' && o && out[o - 1] == '/')
-			continue;
-		if (o + 1 >= len) {
-			pr_warn("--pin-dir: path too long");
-			return PH_EXIT_USER;
-		}
-		out[o++] = *p;
+	/* Every spelling of one directory (x/../x, //x, a symlink) names one
+	 * instance, one lock file and one tracker. */
+	err = resolve_path(in, out, len);
+	if (err) {
+		pr_warn("--pin-dir %s: %s", in, strerror(-err));
+		return PH_EXIT_USER;
 	}
-	while (o > 1 && out[o - 1] == '/')
-		o--;
-	out[o] = '\0';
 	if (!strcmp(out, "/") || !strcmp(out, PH_BPFFS_ROOT)) {
 		/* Removing the instance unpins the directory's content. */
 		pr_warn("--pin-dir %s: use a directory of its own, e.g. %s",
@@ -182,10 +236,52 @@ static int mkdir_p(const char *path, mode_t mode)
 	return 0;
 }
 
+/* The nearest existing ancestor of path (path itself if it exists). */
+static void existing_ancestor(const char *path, char *out, size_t len)
+{
+	ph_strlcpy(out, path, len);
+	while (!ph_path_exists(out)) {
+		char *slash = strrchr(out, '/');
+
+		if (!slash || slash == out) {
+			ph_strlcpy(out, "/", len);
+			return;
+		}
+		*slash = '\0';
+	}
+}
+
+int ph_pin_dir_check(const char *pin_dir)
+{
+	char anc[PATH_MAX];
+	struct stat st;
+
+	existing_ancestor(pin_dir, anc, sizeof(anc));
+	if (stat(anc, &st)) {
+		pr_warn("--pin-dir %s: %s", pin_dir, strerror(errno));
+		return PH_EXIT_ENV;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		pr_warn("--pin-dir %s: %s is not a directory; name a directory on bpffs, e.g. %s",
+			pin_dir, anc, PH_DEFAULT_PIN_DIR);
+		return PH_EXIT_USER;
+	}
+	if (is_bpffs(anc))
+		return PH_EXIT_OK;
+	/* attach/run mount bpffs on an empty /sys/fs/bpf themselves. */
+	if (under_bpffs_root(pin_dir) && strlen(anc) <= strlen(PH_BPFFS_ROOT))
+		return PH_EXIT_OK;
+	pr_warn("--pin-dir %s: %s is not on a BPF filesystem; use a directory under %s, or mount one with 'mount -t bpf bpf DIR'",
+		pin_dir, anc, PH_BPFFS_ROOT);
+	return PH_EXIT_ENV;
+}
+
 int ph_bpffs_prepare(const char *pin_dir)
 {
-	int err;
+	int err = ph_pin_dir_check(pin_dir);
 
+	if (err)
+		return err;
 	if (under_bpffs_root(pin_dir) && !is_bpffs(PH_BPFFS_ROOT)) {
 		if (mkdir(PH_BPFFS_ROOT, 0700) && errno != EEXIST) {
 			pr_warn("cannot create %s: %s", PH_BPFFS_ROOT,
@@ -198,15 +294,14 @@ int ph_bpffs_prepare(const char *pin_dir)
 			return PH_EXIT_ENV;
 		}
 		pr_info("mounted bpffs on %s", PH_BPFFS_ROOT);
+		/* What was there before the mount is hidden now. */
+		err = ph_pin_dir_check(pin_dir);
+		if (err)
+			return err;
 	}
 	err = mkdir_p(pin_dir, 0700);
 	if (err) {
 		pr_warn("cannot create pin dir %s: %s", pin_dir, strerror(-err));
-		return PH_EXIT_ENV;
-	}
-	if (!is_bpffs(pin_dir)) {
-		pr_warn("pin dir %s is not on a BPF filesystem; use --pin-dir under %s or mount one with 'mount -t bpf bpf DIR'",
-			pin_dir, PH_BPFFS_ROOT);
 		return PH_EXIT_ENV;
 	}
 	return PH_EXIT_OK;

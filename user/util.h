@@ -14,6 +14,10 @@ enum ph_exit {
 	PH_EXIT_OK = 0,
 	PH_EXIT_USER = 1, /* bad policy, unknown interface, not attached, ... */
 	PH_EXIT_ENV = 2,  /* not root, no BPF, XDP mode unsupported, bpffs */
+	/* run/daemon: another pinhole build upgraded the instance in place;
+	 * enforcement goes on, this process stopped without detaching (a
+	 * service manager restarts it with the new binary). */
+	PH_EXIT_REPLACED = 3,
 };
 
 #define PH_LOCK_DIR "/run/pinhole"
@@ -38,12 +42,20 @@ void ph_fmt_addr_port(const __u8 addr[16], __u16 port, char *buf,
 		      size_t len);
 const char *ph_proto_name(__u8 proto, char *buf, size_t len);
 
-/* Normalise --pin-dir: absolute, no trailing or doubled slashes.
- * Returns PH_EXIT_USER (with a message) when unusable. */
+/* Normalise --pin-dir: absolute, resolved like realpath(3) (symlinks,
+ * ".." and "." of the part that exists, the rest lexically), so every
+ * spelling of a directory names one instance and one lock. Returns
+ * PH_EXIT_USER (with a message) when unusable. */
 int ph_pin_dir_normalize(const char *in, char *out, size_t len);
 
-/* bpffs: mount it on /sys/fs/bpf if missing (when the pin dir lives
- * there) and create the pin dir. Returns a PH_EXIT_* code. */
+/* Before anything is touched: the pin dir (or, if it does not exist yet,
+ * its nearest existing ancestor) must be a directory on bpffs (or below
+ * an unmounted /sys/fs/bpf, which attach mounts). One-line message:
+ * PH_EXIT_USER when it is not a directory, PH_EXIT_ENV when not bpffs. */
+int ph_pin_dir_check(const char *pin_dir);
+
+/* bpffs: ph_pin_dir_check(), mount it on /sys/fs/bpf if missing (when the
+ * pin dir lives there) and create the pin dir. Returns a PH_EXIT_* code. */
 int ph_bpffs_prepare(const char *pin_dir);
 /* Is path a directory on a bpf filesystem? */
 bool ph_is_bpffs_dir(const char *path);

@@ -5,14 +5,18 @@
  * explicitly; callers zero them before use.
  *
  * Changing any struct or map size here changes the pinned layout: bump
- * PH_LAYOUT_VERSION so an old pin directory is recreated, never reused.
+ * PH_LAYOUT_VERSION. An instance of another layout that still carries
+ * interfaces is migrated by user/upgrade.c (its flow-like tables copied and
+ * converted, the policy rebuilt), never reused as it is. Fields of the
+ * structs upgrade.c converts by prefix (ph_flow, ph_expect, ph_iface) are
+ * only ever appended.
  */
 #ifndef PINHOLE_PINHOLE_H
 #define PINHOLE_PINHOLE_H
 
 #include <linux/types.h>
 
-#define PH_LAYOUT_VERSION 9
+#define PH_LAYOUT_VERSION 10
 
 /* Default pin directory, overridable with --pin-dir or PINHOLE_PIN_DIR. */
 #define PH_DEFAULT_PIN_DIR "/sys/fs/bpf/pinhole"
@@ -221,6 +225,12 @@ struct ph_state {
 	 * is at most PATH_MAX - 1 bytes, and longer ones are refused when the
 	 * policy is loaded. Written with the flip, in the same update. */
 	char policy[PH_POLICY_PATH_MAX];
+	/* Build identity of the programs in force: "VERSION
+	 * bpf:HASH", HASH a 64-bit FNV-1a of both BPF objects this pinhole
+	 * embeds (user/loader.c, ph_build_id). Another build that finds the
+	 * instance attached replaces the programs (docs/cli.md, upgrade).
+	 * Appended in layout 10. */
+	char build[64];
 };
 
 /* service_names: array [PH_SLOTS * PH_MAX_RULES], index slot * PH_MAX_RULES
@@ -416,6 +426,9 @@ struct ph_iface {
  * checksum on FTP control segments (docs/ftp-tracking.md, "Checksums").
  */
 #define PH_IFF_CSUM_PARTIAL (1u << 0)
+/* PH_IFF_RUN: attached by `pinhole run`; a later run may adopt it (after
+ * the first one died: it holds the tracker lock while it lives). */
+#define PH_IFF_RUN (1u << 1)
 
 /* ---------------------------------------------------------------------- */
 /* Service counters. Userspace gives every service name a counter id that  */

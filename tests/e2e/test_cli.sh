@@ -230,7 +230,7 @@ for cmd in "status" "stats -j" "flows" "detach --all" "reload --policy $POL" \
 	expect 2 "non-root: $cmd -> 2" setpriv --reuid=65534 --regid=65534 \
 		--clear-groups "$TMP/pinhole" --pin-dir "$PIN" $cmd
 done
-expect_in err 'not running as root: .*try sudo' "non-root message says what to do"
+expect_in err 'needs CAP_BPF.*missing: CAP_BPF.*try sudo' "non-root message names the missing capabilities"
 expect 1 "unknown command -> 1" ph frobnicate
 expect 1 "bad --mode -> 1" ph attach --policy "$POL" --mode turbo "$IFB"
 expect 1 "attach without --policy -> 1" ph attach "$IFB"
@@ -378,23 +378,44 @@ echo "versioned pin layout"
 KEY=$(json "$TMP/frags.json" 'd["bytes_key"]')
 VAL=$(json "$TMP/frags.json" 'd["bytes_value"]')
 ENT=$(json "$TMP/frags.json" 'd["max_entries"]')
+# A map made by hand where pinhole would pin one: never removed, reused
+# or replaced.
 mkdir -p "$PIN"
 bpftool map create "$PIN/frags" type lru_hash key "$KEY" value "$VAL" \
 	entries $((ENT + 7)) name frags || ko "bpftool map create"
-expect 0 "attach over a pinned map with another max_entries" ph attach --policy "$POL" "$IFB"
-expect_in err 'frags changed.*removing the old pins' "notice says the map is recreated"
-check "frags recreated with this build's size" test \
-	"$(bpftool -j map show pinned "$PIN/frags" | python3 -c 'import json,sys; print(json.load(sys.stdin)["max_entries"])')" = "$ENT"
-# Now with an interface attached: refuse, never reuse.
-rm -f "$PIN/frags"
-bpftool map create "$PIN/frags" type lru_hash key "$KEY" value "$VAL" \
-	entries $((ENT + 7)) name frags || ko "bpftool map create"
-expect 2 "attach while an incompatible instance is attached -> 2" ph attach --policy "$POL" lo
-expect_in err 'detach it first' "message says detach first"
-check "lo not attached" no_xdp lo
-expect 2 "status of an incompatible instance -> 2" ph status
-expect 2 "reload into an incompatible instance -> 2" ph reload --policy "$POL"
-expect 0 "detach --all still works" ph detach --all
+expect 2 "attach over a pinned map pinhole did not make -> 2" ph attach --policy "$POL" "$IFB"
+expect_in err 'frags was not made by pinhole' "message says it is not pinhole's"
+check "the foreign map survives" test \
+	"$(bpftool -j map show pinned "$PIN/frags" | python3 -c 'import json,sys; print(json.load(sys.stdin)["max_entries"])')" = $((ENT + 7))
+check "nothing attached" no_xdp "$IFB"
+rm -rf "$PIN"
+# An instance of another layout (state.layout_version rewritten): stale
+# (nothing attached) -> recreated; attached -> migrated, not refused.
+set_layout() {
+	bpftool -j map lookup pinned "$PIN/state" key 0 0 0 0 | python3 -c '
+import json, sys
+v = json.load(sys.stdin)["value"]
+v[8:12] = ["0x%02x" % b for b in int(sys.argv[1]).to_bytes(4, "little")]
+print(" ".join(v))' "$1" >"$TMP/state.hex"
+	# shellcheck disable=SC2046 # one word per byte
+	bpftool map update pinned "$PIN/state" key 0 0 0 0 value $(cat "$TMP/state.hex")
+}
+expect 0 "attach" ph attach --policy "$POL" "$IFB"
+set_layout 1
+ip -n "$NSB" link set dev "$IFB" xdp off
+tc -n "$NSB" filter del dev "$IFB" egress
+expect 2 "status of an instance of another layout -> 2" ph status
+expect 2 "reload into an instance of another layout -> 2" ph reload --policy "$POL"
+expect 0 "attach over a stale instance of another layout" ph attach --policy "$POL" "$IFB"
+expect_in err 'layout version 1.*removing the old pins' "notice says the pins are recreated"
+set_layout 1
+expect 0 "attach while an instance of another layout is attached: migrated" ph attach --policy "$POL" lo
+expect_in err 'upgraded from .*layout 1.*flows and pinholes migrated' "notice says it was upgraded in place"
+check "$IFB still attached" xdp_on "$IFB"
+check "lo attached" xdp_on lo
+expect 0 "status after the migration" ph status -j
+check "status: this layout again" test "$(json "$TMP/out" 'd["layout_version"]')" -gt 1
+expect 0 "detach --all" ph detach --all
 check "XDP removed" no_xdp "$IFB"
 check "TC filter removed" tc_empty "$IFB"
 check "pins removed" no_pins "$PIN"
