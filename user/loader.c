@@ -37,6 +37,7 @@ static const char *const map_names[PH_MAP__COUNT] = {
 	[PH_MAP_COUNTERS] = "counters",
 	[PH_MAP_IFACES] = "ifaces",
 	[PH_MAP_FTPS_PEERS] = "ftps_peers",
+	[PH_MAP_FTP_NAT] = "ftp_nat",
 };
 
 const char *ph_map_name(enum ph_map_id id)

@@ -56,6 +56,7 @@ enum ph_map_id {
 	PH_MAP_COUNTERS,
 	PH_MAP_IFACES,
 	PH_MAP_FTPS_PEERS,
+	PH_MAP_FTP_NAT,
 	PH_MAP__COUNT,
 };
 

@@ -3,6 +3,7 @@
  * Policy output: error lines and the `pinhole check` summary, as a human
  * table or as JSON with the same content (docs/policy.md).
  */
+#include <arpa/inet.h>
 #include <string.h>
 
 #include "policy.h"
@@ -174,6 +175,65 @@ static void print_services(const struct ph_policy *pol, FILE *out)
 	}
 }
 
+/* A nat-address as text. */
+static void fmt_host(const __u8 *a, char *buf, size_t len)
+{
+	static const __u8 mapped[12] = { [10] = 0xff, [11] = 0xff };
+	bool v4 = !memcmp(a, mapped, sizeof(mapped));
+
+	if (!inet_ntop(v4 ? AF_INET : AF_INET6, v4 ? a + 12 : a, buf,
+		       (socklen_t)len))
+		snprintf(buf, len, "?");
+}
+
+/* How the active-data port of tracked service @s is guarded, as text. */
+static void fmt_active(const struct ph_policy *pol, const struct ph_service *s,
+		       char *buf, size_t len)
+{
+	bool out = s->active_table == PH_PT_OUT_SPORT;
+	const struct ph_service *o =
+		s->active_open_by >= 0 ? &pol->services[s->active_open_by] :
+					 NULL;
+
+	if (o)
+		snprintf(buf, len,
+			 "tcp %s from port %u: NOT guarded, service \"%s\" (line %d) lets it pass without a pinhole",
+			 out ? "out" : "in", s->active_port, o->name, o->line);
+	else
+		snprintf(buf, len,
+			 "tcp %s from port %u: guarded (a pinhole; with default %s allow also a peer holding an FTPS session)",
+			 out ? "out" : "in", s->active_port, out ? "out" : "in");
+}
+
+/* The tracked services' NAT addresses and active-data guards. */
+static void print_ftp(const struct ph_policy *pol, FILE *out)
+{
+	char buf[256], a[64];
+	bool any = false;
+
+	for (int i = 0; i < pol->nservices; i++) {
+		const struct ph_service *s = &pol->services[i];
+
+		if (!s->active_port)
+			continue;
+		if (!any)
+			fprintf(out, "ftp tracking:\n");
+		any = true;
+		if (s->nnat) {
+			fprintf(out, "  %s (line %d): nat-address", s->name,
+				s->line);
+			for (int j = 0; j < s->nnat; j++) {
+				fmt_host(s->nat[j], a, sizeof(a));
+				fprintf(out, "%s %s", j ? "," : "", a);
+			}
+			fputc('\n', out);
+		}
+		fmt_active(pol, s, buf, sizeof(buf));
+		fprintf(out, "  %s (line %d): active data %s\n", s->name,
+			s->line, buf);
+	}
+}
+
 static void print_human(const struct ph_policy *pol, FILE *out)
 {
 	char ttl[16];
@@ -190,6 +250,7 @@ static void print_human(const struct ph_policy *pol, FILE *out)
 		verdict(pol->icmp_echo[PH_DIR_OUT]));
 	fprintf(out, "  ftp-ttl    %s\n", ttl);
 	print_services(pol, out);
+	print_ftp(pol, out);
 	fprintf(out, "rules: %d of %d\n", pol->nrules, PH_MAX_RULES);
 	fprintf(out, "peer entries: %d of %d\n", pol->npeer_entries,
 		PH_POLICY_MAX_PEER_ENTRIES);
@@ -260,11 +321,14 @@ static void json_flags(FILE *out, __u16 flags)
 	if (flags & PH_RF_FTPS_RANGE)
 		fprintf(out, "%s\"ftps-range\"", sep), sep = ", ";
 	if (flags & PH_RF_FTPS_IMPLICIT)
-		fprintf(out, "%s\"ftps-implicit\"", sep);
+		fprintf(out, "%s\"ftps-implicit\"", sep), sep = ", ";
+	if (flags & PH_RF_ACTIVE_GUARD)
+		fprintf(out, "%s\"active-guard\"", sep);
 	fputc(']', out);
 }
 
-static void json_service(FILE *out, const struct ph_service *s)
+static void json_service(FILE *out, const struct ph_policy *pol,
+			 const struct ph_service *s)
 {
 	char buf[80];
 	int i;
@@ -289,6 +353,20 @@ static void json_service(FILE *out, const struct ph_service *s)
 	fprintf(out, "], \"action\": \"%s\", \"flags\": ",
 		action_word(s->action));
 	json_flags(out, s->flags & ~PH_RF_PEER_ANY);
+	if (s->active_port) {
+		fprintf(out, ", \"nat_addresses\": [");
+		for (i = 0; i < s->nnat; i++) {
+			fmt_host(s->nat[i], buf, sizeof(buf));
+			fprintf(out, "%s\"%s\"", i ? ", " : "", buf);
+		}
+		fprintf(out, "], \"active_port\": %u, \"active_table\": \"%s\", \"active_guarded\": %s, \"active_open_by\": ",
+			s->active_port, table_names[s->active_table],
+			s->active_open_by < 0 ? "true" : "false");
+		if (s->active_open_by < 0)
+			fprintf(out, "null");
+		else
+			json_str(out, pol->services[s->active_open_by].name);
+	}
 	fputc('}', out);
 }
 
@@ -325,7 +403,7 @@ static void print_json(const struct ph_policy *pol, FILE *out)
 	fprintf(out, "  \"services\": [");
 	for (i = 0; i < pol->nservices; i++) {
 		fprintf(out, "%s\n", i ? "," : "");
-		json_service(out, &pol->services[i]);
+		json_service(out, pol, &pol->services[i]);
 	}
 	fprintf(out, "%s],\n  \"rules\": [", pol->nservices ? "\n  " : "");
 	for (i = 0; i < pol->nrules; i++) {
