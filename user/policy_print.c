@@ -199,9 +199,14 @@ static void fmt_active(const struct ph_policy *pol, const struct ph_service *s,
 		snprintf(buf, len,
 			 "tcp %s from port %u: NOT guarded, service \"%s\" (line %d) lets it pass without a pinhole",
 			 out ? "out" : "in", s->active_port, o->name, o->line);
+	else if (pol->default_verdict[out ? PH_DIR_OUT : PH_DIR_IN] ==
+		 PH_ACT_ALLOW)
+		snprintf(buf, len,
+			 "tcp %s from port %u: guarded (a pinhole, or a peer holding an FTPS session with this address)",
+			 out ? "out" : "in", s->active_port);
 	else
 		snprintf(buf, len,
-			 "tcp %s from port %u: guarded (a pinhole; with default %s allow also a peer holding an FTPS session)",
+			 "tcp %s from port %u: guarded (a pinhole only: default %s drop)",
 			 out ? "out" : "in", s->active_port, out ? "out" : "in");
 }
 
