@@ -341,6 +341,14 @@ for c in "explicit 4" "implicit 4" "explicit 6" "implicit 6"; do
 	pids+=("$RAW_PID")
 done
 for w in "${PARK[@]}"; do waitfile "$w" asked || ph_fail "parked session $w: $(tail -n 2 "$w/transcript" | tr '\n' ' ')"; done
+# The downloads' own passive listeners close once their data connection is
+# accepted: wait for data in both files so that the listening snapshot below
+# holds only the parked sessions' ports and the trap, not a listener that is
+# about to go away (a race seen on a loaded machine).
+for i in $(seq 200); do
+	[ -s "$PH_TMP/x1" ] && [ -s "$PH_TMP/x2" ] && break
+	sleep 0.05
+done
 # All six sessions are FTPS sessions to pinhole (and the downloads under way).
 ENC=$(ftps_wait_encrypted 6)
 PEERS=$(ftps_peer_connections "$PH_CLI4")+$(ftps_peer_connections "$PH_CLI6")
@@ -353,6 +361,11 @@ se1=$(snap)
 S4=$(ftps_probe "$PH_NS_CLI" "$PH_SRV4" "$LO" "$HI")
 S6=$(ftps_probe "$PH_NS_CLI" "$PH_SRV6" "$LO" "$HI")
 se2=$(snap)
+# A listener that went away during the probes (a download's own passive
+# socket) may or may not have been reached; one listening before and after
+# must have been.
+L4B=$(ftps_listening "$PH_NS_SRV" "$LO" "$HI" "$PH_SRV4")
+L6B=$(ftps_listening "$PH_NS_SRV" "$LO" "$HI" "$PH_SRV6")
 running=0
 kill -0 "${pids[0]}" 2>/dev/null && kill -0 "${pids[1]}" 2>/dev/null && running=1
 for w in "${PARK[@]}"; do touch "$w/go"; done
@@ -377,8 +390,20 @@ record exposure-no-session pinhole "$out" blocked \
 	"phz-evil: v4 $(ftps_probe_field "$E4" admitted)/$NRANGE, v6 $(ftps_probe_field "$E6" admitted)/$NRANGE admitted (listening then: v4 $L4, v6 $L6; of which waiting after PASV/EPSV: $WAITING, the trap $TRAP, the rest the running downloads); drop_ftps_no_session +$(d "$se" "$se1" drop_ftps_no_session)"
 ph_check "exposure [pinhole]: phz-evil's $((2 * NRANGE)) SYNs counted (drop_ftps_no_session +$(d "$se" "$se1" drop_ftps_no_session))" \
 	[ "$(d "$se" "$se1" drop_ftps_no_session)" -ge $((2 * NRANGE)) ]
-ph_check "exposure [pinhole]: the session holder reaches exactly the listening ports: v4 $(ftps_probe_field "$S4" ports) (listening: $L4), v6 $(ftps_probe_field "$S6" ports) (listening: $L6)" \
-	ftps_true '[ "$(ftps_probe_field "$S4" ports)" = "$L4" ] && [ "$(ftps_probe_field "$S6" ports)" = "$L6" ] &&
+# reached_listeners REACHED BEFORE AFTER: REACHED is within BEFORE and holds
+# every port of BEFORE that is still in AFTER (comma lists, "-" = none).
+reached_listeners() {
+	local r=",$1," b=",$2," a=",$3," p
+	for p in ${1//,/ }; do [ "$p" = - ] || [[ $b == *",$p,"* ]] || return 1; done
+	for p in ${2//,/ }; do
+		[ "$p" = - ] && continue
+		[[ $a == *",$p,"* ]] && ! [[ $r == *",$p,"* ]] && return 1
+	done
+	return 0
+}
+ph_check "exposure [pinhole]: the session holder reaches exactly the listening ports: v4 $(ftps_probe_field "$S4" ports) (listening: $L4, after: $L4B), v6 $(ftps_probe_field "$S6" ports) (listening: $L6, after: $L6B)" \
+	ftps_true 'reached_listeners "$(ftps_probe_field "$S4" ports)" "$L4" "$L4B" &&
+		reached_listeners "$(ftps_probe_field "$S6" ports)" "$L6" "$L6B" &&
 		[ "$(ftps_probe_field "$S4" refused)" = 0 ] && [ "$(ftps_probe_field "$S6" refused)" = 0 ]'
 NOLIS=$((2 * NRANGE - $(ftps_probe_field "$S4" open) - $(ftps_probe_field "$S6" open)))
 ph_check "exposure [pinhole]: the session holder's SYNs to the other ports counted as drop_ftps_no_listener (+$(d "$se1" "$se2" drop_ftps_no_listener), want $NOLIS)" \
