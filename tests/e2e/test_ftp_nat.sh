@@ -153,7 +153,7 @@ PH_TMP=$PH_TMP/third ph_servers_init $IN $THIRD_SRV4 fd00:184::12
 ip -n $IN addr add fd00:184::12/64 dev pn-i0 nodad preferred_lft 0
 PH_VSFTPD_OPTS="pasv_address=$THIRD4" ph_start_vsftpd || ph_fatal "vsftpd on $THIRD_SRV4"
 PH_TMP=$PH_TMP/out ph_servers_init $OUT $OUT4 $OUT6
-PH_FTP_PASV_MIN=31000 PH_FTP_PASV_MAX=31049 PH_VSFTPD_OPTS="" ph_start_vsftpd ||
+PH_FTP_PASV_MIN=31000 PH_FTP_PASV_MAX=31049 PH_VSFTPD_OPTS="connect_timeout=3" ph_start_vsftpd ||
 	ph_fatal "vsftpd on $OUT"
 PH_SRV_DIR=$IN_SRV_DIR
 ftp_fake_server $IN $FAKE4 $FAKE6 47227 || ph_fatal "fake FTP server"
@@ -329,7 +329,7 @@ res=$(head -n1 "$wd/connect" 2>/dev/null)
 row legit-eprt-v6 preset "$res" "-" ""
 ph_check "legit EPRT (v6) through the preset: admitted ($res)" [ "$res" = ok ]
 
-ph_section "matrix"
+ph_section "matrix ($SECONDS s)"
 printf '%-26s %-8s %-9s %-8s %s\n' CASE POLICY RESULT EXPECT EVIDENCE
 printf '%s\n' "${ROWS[@]}"
 ph_finish
