@@ -20,7 +20,7 @@ BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
 	      -Iinclude -I/usr/include/$(MULTIARCH)
 USER_CFLAGS := -g -O2 -Wall -Wextra -Werror -std=gnu11 -D_GNU_SOURCE \
 	       -Iinclude -Iuser -I$(OUT) $(EXTRA_CFLAGS)
-LDLIBS := -lbpf -lelf -lz
+LDLIBS := -lxdp -lbpf -lelf -lz
 
 BPF_SRCS  := $(wildcard bpf/*.bpf.c)
 BPF_OBJS  := $(patsubst bpf/%.bpf.c,$(OUT)/%.bpf.o,$(BPF_SRCS))

@@ -75,7 +75,7 @@ static __always_inline __u32 egress_icmp(const struct ph_pkt *p,
 
 static __always_inline __u32 egress_policy(const struct ph_flow_key *k,
 					   const struct ph_pkt *p,
-					   struct ph_clock *clk)
+					   struct ph_clock *clk, __u16 *svc)
 {
 	struct ph_policy pol;
 	__u16 rflags = 0;
@@ -103,7 +103,7 @@ static __always_inline __u32 egress_policy(const struct ph_flow_key *k,
 			return reason;
 	}
 	if (v) {
-		reason = ph_rule_verdict(&pol, v, p->dst, &rflags);
+		reason = ph_rule_verdict(&pol, v, p->dst, &rflags, svc);
 		if (reason == PH_R_DROP_FTP_ACTIVE)
 			reason = ph_guard_verdict(&pol, PH_DIR_OUT, p->dst,
 						  p->src, p->dport);
@@ -117,11 +117,14 @@ static __always_inline __u32 egress_policy(const struct ph_flow_key *k,
 			return ph_fail_reason();
 		reason = PH_R_DROP_POLICY;
 		if (in > 0)
-			reason = ph_rule_verdict(&pol, in, p->dst, &rflags);
+			reason = ph_rule_verdict(&pol, in, p->dst, &rflags,
+						 svc);
 		if (reason == PH_R_DROP_DENY_RULE || reason == PH_R_DROP_PEER)
 			reason = PH_R_DROP_POLICY;
-		if (reason == PH_R_DROP_POLICY)
+		if (reason == PH_R_DROP_POLICY) {
+			*svc = 0; /* no rule decided it */
 			reason = ph_default_verdict(&pol, PH_DIR_OUT);
+		}
 		return reason;
 	} else {
 		reason = ph_default_verdict(&pol, PH_DIR_OUT);
@@ -131,9 +134,10 @@ static __always_inline __u32 egress_policy(const struct ph_flow_key *k,
 	    ph_pkt_opens(p))
 		ph_half_open_add(k, PH_FO_OUTBOUND,
 				 PH_FF_INIT_OUT | ph_rule_flow_flags(rflags),
-				 v, 0, clk);
+				 v, *svc, 0, clk);
 	else if (reason == PH_R_PASS_FTPS_ACTIVE && ph_pkt_opens(p))
-		ph_half_open_add(k, PH_FO_FTPS, PH_FF_INIT_OUT, v, 0, clk);
+		ph_half_open_add(k, PH_FO_FTPS, PH_FF_INIT_OUT, v, *svc, 0,
+				 clk);
 	return reason;
 }
 
@@ -199,7 +203,7 @@ static __always_inline __u32 egress_ctrl_flow(struct __sk_buff *skb,
 }
 
 static __always_inline __u32 egress_verdict(struct __sk_buff *skb,
-					    const struct ph_pkt *p)
+					    const struct ph_pkt *p, __u16 *svc)
 {
 	__u32 session = 0, reason;
 	struct ph_clock clk = {};
@@ -225,17 +229,23 @@ static __always_inline __u32 egress_verdict(struct __sk_buff *skb,
 		    NULL :
 		    bpf_map_lookup_elem(&flows, &k);
 	if (f) {
+		/* Read first: a RST deletes the entry. */
+		__u16 fsvc = f->svc_id;
+
 		/* The flag first: other flows pay this test alone. */
 		if (ph_unlikely((f->flags & PH_FF_CTRL_ANY) &&
 				ph_cfg.track_ftp)) {
 			reason = egress_ctrl_flow(skb, p, &k, f, &clk);
-			if (reason != PH_CONTINUE)
+			if (reason != PH_CONTINUE) {
+				*svc = fsvc;
 				return reason;
+			}
 		} else if (ph_flow_use(f, &k, p, PH_DIR_OUT, &clk)) {
+			*svc = fsvc;
 			return PH_R_PASS_FLOW;
 		}
 	}
-	reason = ph_half_open_hit(&k, p, PH_DIR_OUT, &clk, 0);
+	reason = ph_half_open_hit(&k, p, PH_DIR_OUT, &clk, 0, svc);
 	if (reason != PH_CONTINUE)
 		return reason;
 
@@ -243,7 +253,7 @@ static __always_inline __u32 egress_verdict(struct __sk_buff *skb,
 		exp = ph_expect_take(&k, PH_DIR_OUT, &clk, &session);
 		if (exp == PH_EXP_TAKEN) {
 			ph_half_open_add(&k, PH_FO_EXPECT, PH_FF_INIT_OUT, 0,
-					 session, &clk);
+					 0, session, &clk);
 			return PH_R_PASS_EXPECT;
 		}
 	}
@@ -252,7 +262,7 @@ static __always_inline __u32 egress_verdict(struct __sk_buff *skb,
 	    p->sport == bpf_htons(ph_cfg.failsafe_port))
 		return PH_R_PASS_FAILSAFE;
 
-	reason = egress_policy(&k, p, &clk);
+	reason = egress_policy(&k, p, &clk, svc);
 	if (exp == PH_EXP_SPENT && PH_REASON_IS_DROP(reason) &&
 	    reason != PH_R_DROP_FAIL_CLOSED)
 		reason = PH_R_DROP_EXPECT_SPENT;
@@ -269,9 +279,10 @@ static __always_inline int ph_parse_short(__u32 reason)
 }
 
 static __always_inline int record_verdict(struct __sk_buff *skb, __u32 dir,
-					  __u32 reason)
+					  __u32 reason, __u16 svc,
+					  const struct ph_pkt *p)
 {
-	ph_count(dir, reason, skb->len);
+	ph_record(dir, skb->ifindex, reason, svc, skb->len, p);
 	return PH_REASON_IS_DROP(reason) ? TC_ACT_SHOT : TC_ACT_OK;
 }
 
@@ -297,7 +308,9 @@ static __attribute__((noinline)) __u32 tc_parse(struct __sk_buff *skb,
 SEC("tc")
 int pinhole_tc(struct __sk_buff *skb)
 {
+	const struct ph_pkt *parsed = NULL; /* for the monitor */
 	struct ph_pkt pkt;
+	__u16 svc = 0;
 	__u32 reason;
 
 	/*
@@ -314,11 +327,12 @@ int pinhole_tc(struct __sk_buff *skb)
 		reason = tc_parse(skb, &pkt, 0);
 	}
 	if (reason == PH_CONTINUE) {
-		reason = egress_verdict(skb, &pkt);
+		reason = egress_verdict(skb, &pkt, &svc);
 		if (pkt.frag == PH_FRAG_FIRST && !PH_REASON_IS_DROP(reason))
 			ph_frag_remember(&pkt, reason, ph_now());
+		parsed = &pkt;
 	}
-	return record_verdict(skb, PH_DIR_OUT, reason);
+	return record_verdict(skb, PH_DIR_OUT, reason, svc, parsed);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

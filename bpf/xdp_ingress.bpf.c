@@ -51,10 +51,10 @@ static __always_inline __u32 ingress_icmp(const struct ph_pkt *p,
 /*
  * Judges a TCP/UDP packet by the policy alone: PASS_POLICY, PASS_DEFAULT
  * or a drop/fail reason. *v: the rule (index + 1, 0: none), *rflags its
- * flags.
+ * flags, *svc its service counter id.
  */
 static __always_inline __u32 ingress_rule(const struct ph_pkt *p, int *v,
-					  __u16 *rflags)
+					  __u16 *rflags, __u16 *svc)
 {
 	struct ph_policy pol;
 	__u32 reason;
@@ -69,7 +69,7 @@ static __always_inline __u32 ingress_rule(const struct ph_pkt *p, int *v,
 		return reason;
 	if (!*v)
 		return ph_default_verdict(&pol, PH_DIR_IN);
-	reason = ph_rule_verdict(&pol, *v, p->src, rflags);
+	reason = ph_rule_verdict(&pol, *v, p->src, rflags, svc);
 	if (reason == PH_R_DROP_FTP_ACTIVE)
 		reason = ph_guard_verdict(&pol, PH_DIR_IN, p->src, p->dst,
 					  p->dport);
@@ -141,12 +141,13 @@ static __attribute__((noinline)) __u32 ingress_ftps(struct xdp_md *ctx,
 /*
  * A bare SYN opens a connection. Confirmed flows are not consulted: a
  * stale entry must not admit a new connection on the same ports, and
- * skipping it keeps a SYN flood off the flow table.
+ * skipping it keeps a SYN flood off the flow table. *svc: the service
+ * counter id of the rule or half-open entry met.
  */
 static __always_inline __u32 ingress_syn(struct xdp_md *ctx,
 					 struct ph_flow_key *k,
 					 const struct ph_pkt *p,
-					 struct ph_clock *clk)
+					 struct ph_clock *clk, __u16 *svc)
 {
 	int pinhole_port = bpf_ntohs(p->dport) >= PH_PINHOLE_MIN_PORT;
 	int watch_ho = 0, watch_exp = 0;
@@ -169,19 +170,20 @@ static __always_inline __u32 ingress_syn(struct xdp_md *ctx,
 	/* A retransmitted SYN finds the entry its first copy made, even
 	 * when a consumed pinhole admitted it. */
 	if (watch_ho) {
-		reason = ph_half_open_hit(k, p, PH_DIR_IN, clk, 0);
+		reason = ph_half_open_hit(k, p, PH_DIR_IN, clk, 0, svc);
 		if (reason != PH_CONTINUE)
 			return reason;
 	}
 	if (watch_exp) {
 		exp = ph_expect_take(k, PH_DIR_IN, clk, &session);
 		if (exp == PH_EXP_TAKEN) {
-			ph_half_open_add(k, PH_FO_EXPECT, 0, 0, session, clk);
+			ph_half_open_add(k, PH_FO_EXPECT, 0, 0, 0, session,
+					 clk);
 			return PH_R_PASS_EXPECT;
 		}
 	}
 
-	reason = ingress_rule(p, &v, &rflags);
+	reason = ingress_rule(p, &v, &rflags, svc);
 	if (reason == PH_R_PASS_POLICY && (rflags & PH_RF_FTPS_RANGE))
 		reason = ingress_ftps(ctx, p);
 	if (!ph_admitted(reason)) {
@@ -194,7 +196,7 @@ static __always_inline __u32 ingress_syn(struct xdp_md *ctx,
 		__u32 again;
 
 		ph_flow_key_init(k, p, PH_DIR_IN);
-		again = ph_half_open_hit(k, p, PH_DIR_IN, clk, 0);
+		again = ph_half_open_hit(k, p, PH_DIR_IN, clk, 0, svc);
 
 		if (again != PH_CONTINUE)
 			return again;
@@ -206,7 +208,7 @@ static __always_inline __u32 ingress_syn(struct xdp_md *ctx,
 					 reason == PH_R_PASS_FTPS_ACTIVE ?
 				 PH_FO_FTPS :
 				 PH_FO_INBOUND,
-			 ph_rule_flow_flags(rflags), v, 0, clk);
+			 ph_rule_flow_flags(rflags), v, *svc, 0, clk);
 	return reason;
 }
 
@@ -365,7 +367,8 @@ static __always_inline __u32 ingress_ctrl_flow(struct xdp_md *ctx,
 
 static __always_inline __u32 ingress_verdict(struct xdp_md *ctx,
 					     const struct ph_pkt *p,
-					     const struct ph_flow_key *quoted)
+					     const struct ph_flow_key *quoted,
+					     __u16 *svc)
 {
 	struct ph_clock clk = {};
 	struct ph_flow_key k;
@@ -382,22 +385,28 @@ static __always_inline __u32 ingress_verdict(struct xdp_md *ctx,
 		return ph_other_l4_verdict(PH_DIR_IN);
 
 	if (p->proto == IPPROTO_TCP && ph_tcp_is_syn(p))
-		return ingress_syn(ctx, &k, p, &clk);
+		return ingress_syn(ctx, &k, p, &clk, svc);
 
 	ph_flow_key_init(&k, p, PH_DIR_IN);
 	f = bpf_map_lookup_elem(&flows, &k);
 	if (f) {
+		/* Read first: a RST deletes the entry. */
+		__u16 fsvc = f->svc_id;
+
 		/* The flag first: other flows pay this test alone. */
 		if (ph_unlikely((f->flags & PH_FF_CTRL_ANY) &&
 				ph_cfg.track_ftp)) {
 			reason = ingress_ctrl_flow(ctx, p, &k, f, &clk);
-			if (reason != PH_CONTINUE)
+			if (reason != PH_CONTINUE) {
+				*svc = fsvc;
 				return reason;
+			}
 		} else if (ph_flow_use(f, &k, p, PH_DIR_IN, &clk)) {
+			*svc = fsvc;
 			return PH_R_PASS_FLOW;
 		}
 	}
-	reason = ph_half_open_hit(&k, p, PH_DIR_IN, &clk, 1);
+	reason = ph_half_open_hit(&k, p, PH_DIR_IN, &clk, 1, svc);
 	if (ph_unlikely(reason == PH_CTRL_PROMOTED)) {
 		if (!ph_ftp_stash(PH_DIR_IN, &k, p, 0))
 			xdp_ftp_run(ctx, ph_ftp_what_open(p));
@@ -409,21 +418,34 @@ static __always_inline __u32 ingress_verdict(struct xdp_md *ctx,
 	    p->dport == bpf_htons(ph_cfg.failsafe_port))
 		return PH_R_PASS_FAILSAFE;
 
-	reason = ingress_rule(p, &v, &rflags);
+	reason = ingress_rule(p, &v, &rflags, svc);
 	/* Only a connection opener creates state: TCP without SYN passes
 	 * statelessly, so a flood of stray ACKs cannot fill any table. */
 	if (ph_admitted(reason) && p->proto == IPPROTO_UDP)
 		ph_half_open_add(&k, PH_FO_INBOUND, ph_rule_flow_flags(rflags),
-				 v, 0, &clk);
+				 v, *svc, 0, &clk);
 	return reason;
 }
 
 static __always_inline int record_verdict(struct xdp_md *ctx, __u32 dir,
-					  __u32 reason)
+					  __u32 reason, __u16 svc,
+					  const struct ph_pkt *p)
 {
-	ph_count(dir, reason, ctx->data_end - ctx->data);
+	ph_record(dir, ctx->ingress_ifindex, reason, svc,
+		  ctx->data_end - ctx->data, p);
 	return PH_REASON_IS_DROP(reason) ? XDP_DROP : XDP_PASS;
 }
+
+/*
+ * libxdp's dispatcher reads this (docs/cli.md, "Sharing the XDP hook"):
+ * run early (priority 5; lower runs first, libxdp's default is 50), and
+ * go on to the next program after XDP_PASS (admitted by pinhole); a drop
+ * ends the chain. Ignored by a plain attach. Keep PH_XDP_RUN_PRIO equal.
+ */
+struct {
+	__uint(priority, 5);
+	__uint(XDP_PASS, 1);
+} _pinhole_xdp SEC(".xdp_run_config");
 
 SEC("xdp")
 int pinhole_xdp(struct xdp_md *ctx)
@@ -432,16 +454,19 @@ int pinhole_xdp(struct xdp_md *ctx)
 	void *data_end = (void *)(long)ctx->data_end;
 	/* ph_parse_quoted() stores v4-mapped addresses as 32-bit words. */
 	struct ph_flow_key quoted __attribute__((aligned(8)));
+	const struct ph_pkt *parsed = NULL; /* for the monitor */
 	struct ph_pkt pkt;
+	__u16 svc = 0;
 	__u32 reason;
 
 	reason = ph_parse(data, data_end, data_end - data, &pkt, &quoted);
 	if (reason == PH_CONTINUE) {
-		reason = ingress_verdict(ctx, &pkt, &quoted);
+		reason = ingress_verdict(ctx, &pkt, &quoted, &svc);
 		if (pkt.frag == PH_FRAG_FIRST && !PH_REASON_IS_DROP(reason))
 			ph_frag_remember(&pkt, reason, ph_now());
+		parsed = &pkt;
 	}
-	return record_verdict(ctx, PH_DIR_IN, reason);
+	return record_verdict(ctx, PH_DIR_IN, reason, svc, parsed);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -6,11 +6,11 @@
 set -euo pipefail
 
 PKGS=(
-	make gcc clang llvm pkg-config libbpf-dev libelf-dev zlib1g-dev bpftool
+	make gcc clang llvm pkg-config libbpf-dev libxdp-dev libelf-dev zlib1g-dev bpftool
 	iproute2 iputils-ping procps util-linux xdp-tools nftables conntrack
 	vsftpd openssh-server openssh-client nginx lftp curl openssl
 	tcpdump tcpreplay python3 python3-scapy libfuzzer-14-dev
-	netcat-openbsd
+	netcat-openbsd python3-prometheus-client
 )
 
 missing=()

@@ -20,8 +20,10 @@
 #include "tc_egress.skel.h"
 
 #include "loader.h"
+#include "counters.h"
 #include "log.h"
 #include "util.h"
+#include "xdp_multi.h"
 
 static const char *const map_names[PH_MAP__COUNT] = {
 	[PH_MAP_STATE] = "state",
@@ -38,6 +40,10 @@ static const char *const map_names[PH_MAP__COUNT] = {
 	[PH_MAP_IFACES] = "ifaces",
 	[PH_MAP_FTPS_PEERS] = "ftps_peers",
 	[PH_MAP_FTP_NAT] = "ftp_nat",
+	[PH_MAP_SVC_COUNTERS] = "svc_counters",
+	[PH_MAP_SVC_IDS] = "svc_ids",
+	[PH_MAP_MONITOR] = "monitor",
+	[PH_MAP_MONITOR_CTL] = "monitor_ctl",
 };
 
 const char *ph_map_name(enum ph_map_id id)
@@ -663,7 +669,12 @@ void ph_iface_probe(const struct ph_instance *inst, const struct ph_iface *rec,
 	}
 	if (!if_indextoname(rec->ifindex, name))
 		return;
-	if (!bpf_xdp_query((int)rec->ifindex, 0, &xq)) {
+	if (rec->xdp_dispatcher) {
+		/* The device runs the dispatcher; ours is one member. */
+		if (ph_xdp_dispatcher_has((int)rec->ifindex, rec->xdp_prog_id,
+					  &live->xdp_attach_mode))
+			live->xdp_prog_id = rec->xdp_prog_id;
+	} else if (!bpf_xdp_query((int)rec->ifindex, 0, &xq)) {
 		live->xdp_prog_id = xq.prog_id ? xq.prog_id :
 				    xq.drv_prog_id ? xq.drv_prog_id : xq.skb_prog_id;
 		live->xdp_attach_mode = xq.attach_mode;
@@ -692,6 +703,23 @@ int ph_iface_check_free(const char *name, int ifindex)
 		bpf_obj_get_info_by_fd(fd, &info, &len);
 		close(fd);
 	}
+	if (!strcmp(info.name, "xdp_dispatcher") && ph_xdp_dispatcher_wanted()) {
+		char members[256];
+		bool pinhole;
+		int n = ph_xdp_dispatcher_members(ifindex, members,
+						  sizeof(members), &pinhole);
+
+		if (n >= 0 && !pinhole) {
+			pr_debug("%s: libxdp dispatcher (id %u) with %s; joining it",
+				 name, id, n ? members : "no members");
+			return PH_EXIT_OK;
+		}
+		if (n >= 0) {
+			pr_warn("%s: its XDP dispatcher already runs a pinhole program (%s), from another pin dir; detach it with that --pin-dir first",
+				name, members);
+			return PH_EXIT_USER;
+		}
+	}
 	if (!strcmp(info.name, "pinhole_xdp"))
 		pr_warn("%s: already carries a pinhole XDP program (id %u) from another pin dir; detach it with that --pin-dir first",
 			name, id);
@@ -701,8 +729,8 @@ int ph_iface_check_free(const char *name, int ifindex)
 	return PH_EXIT_USER;
 }
 
-static int xdp_attach(struct ph_instance *inst, const char *name, int ifindex,
-		      enum ph_xdp_mode mode, __u32 *flags_out)
+static int xdp_attach_plain(struct ph_instance *inst, const char *name,
+			    int ifindex, enum ph_xdp_mode mode, __u32 *flags_out)
 {
 	const __u32 base = XDP_FLAGS_UPDATE_IF_NOEXIST;
 	int err;
@@ -753,6 +781,38 @@ perm:
 	return PH_EXIT_ENV;
 }
 
+/*
+ * Through libxdp's dispatcher when it works, so other XDP programs can
+ * share the hook; else the plain attach (prog_xdp on the device), with a
+ * notice saying why.
+ */
+static int xdp_attach(struct ph_instance *inst, const char *name, int ifindex,
+		      enum ph_xdp_mode mode, struct ph_iface *rec)
+{
+	LIBBPF_OPTS(bpf_xdp_query_opts, xq);
+	char why[256];
+	int err;
+
+	if (ph_xdp_dispatcher_wanted()) {
+		err = ph_xdp_dispatcher_attach(inst, name, ifindex, mode, rec, why,
+					       sizeof(why));
+		if (!err)
+			return PH_EXIT_OK;
+		/* A dispatcher is on the device: falling back could only
+		 * fail (and must not replace it). */
+		if (!bpf_xdp_query(ifindex, 0, &xq) && xq.prog_id) {
+			pr_warn("%s: cannot join the XDP dispatcher there: %s; rerun with -v",
+				name, why);
+			return PH_EXIT_ENV;
+		}
+		pr_info("%s: libxdp's dispatcher is not usable (%s); attaching directly, so no other XDP program can share %s",
+			name, why, name);
+	}
+	rec->xdp_dispatcher = 0;
+	rec->xdp_prog_id = inst->xdp_prog_id;
+	return xdp_attach_plain(inst, name, ifindex, mode, &rec->xdp_flags);
+}
+
 /* Detach XDP program prog_id from ifindex in the mode it runs in. */
 static int xdp_detach_id(int ifindex, __u32 prog_id, __u32 mode_flags)
 {
@@ -795,17 +855,21 @@ static int tc_attach(struct ph_instance *inst, const char *name, int ifindex,
 		return PH_EXIT_ENV;
 	}
 	rec->tc_hook_created = !err;
-	existing = tc_query(ifindex, PH_TC_HANDLE, PH_TC_PRIORITY);
-	if (existing && existing != inst->tc_prog_id) {
-		pr_warn("%s: a tc egress filter (handle %#x, pref %u, prog id %u) is in the way; remove it (tc filter del dev %s egress pref %u)",
-			name, PH_TC_HANDLE, PH_TC_PRIORITY, existing, name,
-			PH_TC_PRIORITY);
-		err = -EEXIST;
-		goto undo;
-	}
-	if (existing)
-		opts.flags = BPF_TC_F_REPLACE;
+	/* Attach first, query only if the place is taken: querying an empty
+	 * chain makes the kernel log "Cannot find specified filter chain",
+	 * which libbpf prints as a warning on every `-v attach`. */
 	err = bpf_tc_attach(&hook, &opts);
+	if (err == -EEXIST) {
+		existing = tc_query(ifindex, PH_TC_HANDLE, PH_TC_PRIORITY);
+		if (existing && existing != inst->tc_prog_id) {
+			pr_warn("%s: a tc egress filter (handle %#x, pref %u, prog id %u) is in the way; remove it (tc filter del dev %s egress pref %u)",
+				name, PH_TC_HANDLE, PH_TC_PRIORITY, existing,
+				name, PH_TC_PRIORITY);
+			goto undo;
+		}
+		opts.flags = BPF_TC_F_REPLACE;
+		err = bpf_tc_attach(&hook, &opts);
+	}
 	if (err) {
 		pr_warn("%s: cannot attach the TC egress program: %s", name,
 			strerror(-err));
@@ -832,7 +896,8 @@ int ph_iface_attach(struct ph_instance *inst, const char *name, int ifindex,
 	int r, err;
 
 	ph_strlcpy(rec.name, name, sizeof(rec.name));
-	r = xdp_attach(inst, name, ifindex, mode, &rec.xdp_flags);
+	ph_iface_counters_claim(inst, ifindex);
+	r = xdp_attach(inst, name, ifindex, mode, &rec);
 	if (r)
 		return r;
 	r = tc_attach(inst, name, ifindex, &rec);
@@ -865,7 +930,10 @@ undo_tc:
 			tc_hook_destroy(ifindex);
 	}
 undo_xdp:
-	xdp_detach_id(ifindex, inst->xdp_prog_id, rec.xdp_flags);
+	if (rec.xdp_dispatcher)
+		ph_xdp_dispatcher_detach(ifindex, rec.xdp_prog_id);
+	else
+		xdp_detach_id(ifindex, inst->xdp_prog_id, rec.xdp_flags);
 	return r;
 }
 
@@ -883,7 +951,17 @@ int ph_iface_detach(struct ph_instance *inst, const struct ph_iface *rec)
 			 ifindex);
 		goto forget;
 	}
-	if (!bpf_xdp_query(ifindex, 0, &xq)) {
+	if (rec->xdp_dispatcher) {
+		err = ph_xdp_dispatcher_detach(ifindex, rec->xdp_prog_id);
+		if (err == -ENOENT) {
+			pr_info("%s: our XDP program (id %u) is no longer in its dispatcher",
+				name, rec->xdp_prog_id);
+		} else if (err) {
+			pr_warn("%s: cannot remove our XDP program from the dispatcher: %s",
+				name, strerror(-err));
+			r = PH_EXIT_ENV;
+		}
+	} else if (!bpf_xdp_query(ifindex, 0, &xq)) {
 		__u32 drv = xq.drv_prog_id, skb = xq.skb_prog_id;
 
 		/* Single-program queries report prog_id + attach_mode. */

@@ -17,12 +17,15 @@
 #include <bpf/bpf.h>
 
 #include "ftp.h"
+#include "flows_cmd.h"
 #include "ftps.h"
 #include "loader.h"
 #include "log.h"
 #include "maps_io.h"
+#include "observe.h"
 #include "output.h"
 #include "policy.h"
+#include "show.h"
 #include "tracker.h"
 #include "util.h"
 
@@ -37,16 +40,34 @@ enum {
 	O_HALF_OPEN = 1 << 6,
 	O_ALL = 1 << 7,
 	O_SYSLOG = 1 << 8,
+	O_JSON = 1 << 9,  /* -j: only commands that print JSON take it */
+	O_PRINT = 1 << 10,
+	/* observability (user/observe.c) */
+	O_BY = 1 << 11,
+	O_PROM = 1 << 12,
+	O_LISTEN = 1 << 13,
+	O_TEXTFILE = 1 << 14,
+	O_INTERVAL = 1 << 15,
+	O_EVENTS = 1 << 16,
+	O_DROP_RATE = 1 << 17,
+	O_DROP_BURST = 1 << 18,
+	O_COUNT = 1 << 19,
+	O_DURATION = 1 << 20,
 };
+#define O_MONITOR (O_EVENTS | O_DROP_RATE | O_DROP_BURST | O_COUNT | O_DURATION)
 #define O_LOAD (O_MODE | O_FAILSAFE | O_FAIL_OPEN | O_FAIL_CLOSED | O_FLOWS | O_HALF_OPEN)
 
 struct ctx {
 	char pin_dir[PATH_MAX];
-	bool json, all, syslog;
+	bool json, all, syslog, print;
 	const char *policy;
 	enum ph_xdp_mode mode;
 	struct ph_load_opts load;
+	struct ph_obs_opts obs;
 	unsigned int given; /* O_* seen on the command line */
+	/* detach: the interfaces it detached (printed at the end with -j) */
+	char detached[PH_IFACES_MAX][IF_NAMESIZE];
+	int ndetached;
 	int argc;           /* positional arguments after the command */
 	char **argv;
 };
@@ -76,9 +97,15 @@ static int need_root(void)
 static int load_policy(const char *path, struct ph_policy *pol)
 {
 	struct ph_policy_error err;
-	char msg[1024];
+	char msg[PATH_MAX + 1024];
 
 	memset(pol, 0, sizeof(*pol));
+	if (!strcmp(path, "-")) {
+		/* The instance records the path of its policy (status, show,
+		 * reload by path): a pipe has none. */
+		pr_warn("--policy -: only 'check' reads a policy from stdin; give a file");
+		return PH_EXIT_USER;
+	}
 	if (!ph_policy_load_file(path, pol, &err))
 		return PH_EXIT_OK;
 	ph_policy_error_format(&err, msg, sizeof(msg));
@@ -144,16 +171,47 @@ static const char *xdp_mode_name(__u8 attach_mode, __u32 flags)
 
 /* ---------------------------------------------------------------- check */
 
+/* `check -` reads stdin; errors then name <stdin>:line:col. */
 static int do_check(struct ctx *c)
 {
+	struct ph_policy_error err;
 	struct ph_policy pol;
-	int r = load_policy(c->argv[0], &pol);
+	char msg[PATH_MAX + 1024];
+	int r;
+
+	if (c->print && c->json) {
+		pr_warn("check: --print prints policy text; -j prints JSON: choose one");
+		return PH_EXIT_USER;
+	}
+	if (strcmp(c->argv[0], "-")) {
+		r = load_policy(c->argv[0], &pol);
+		if (r)
+			return r;
+	} else if (ph_policy_load_stream(stdin, "<stdin>", &pol, &err)) {
+		ph_policy_error_format(&err, msg, sizeof(msg));
+		fprintf(stderr, "%s\n", msg);
+		return PH_EXIT_USER;
+	}
+	if (c->print)
+		ph_policy_print_source(&pol, stdout);
+	else
+		ph_policy_print_summary(&pol, stdout, c->json);
+	ph_policy_free(&pol);
+	return PH_EXIT_OK;
+}
+
+/* ----------------------------------------------------------------- show */
+
+static int do_show(struct ctx *c)
+{
+	struct ph_instance inst;
+	int r = open_existing(&inst, c->pin_dir);
 
 	if (r)
 		return r;
-	ph_policy_print_summary(&pol, stdout, c->json);
-	ph_policy_free(&pol);
-	return PH_EXIT_OK;
+	r = ph_cmd_show(&inst, c->json);
+	ph_instance_close(&inst);
+	return r;
 }
 
 /* -------------------------------------------------------- attach / run */
@@ -258,12 +316,44 @@ undo:
 	return r;
 }
 
+/* attach -j: the instance, its policy and the interfaces attached. */
+static void json_attached(const struct ctx *c, const struct attached *a,
+			  const char *policy)
+{
+	struct ph_json j;
+
+	ph_json_init(&j, stdout);
+	ph_json_object_begin(&j);
+	ph_json_kv_string(&j, "pin_dir", c->pin_dir);
+	ph_json_kv_string(&j, "policy", policy);
+	ph_json_kv_uint(&j, "generation", a->generation);
+	ph_json_kv_bool(&j, "instance_created", a->created);
+	ph_json_key(&j, "attached");
+	ph_json_array_begin(&j);
+	for (int i = 0; i < a->n; i++) {
+		ph_json_object_begin(&j);
+		ph_json_kv_string(&j, "name", a->recs[i].name);
+		ph_json_kv_uint(&j, "ifindex", a->recs[i].ifindex);
+		ph_json_kv_string(&j, "xdp_mode",
+				  xdp_mode_name(0, a->recs[i].xdp_flags));
+		ph_json_kv_uint(&j, "xdp_prog_id", a->recs[i].xdp_prog_id);
+		ph_json_kv_string(&j, "xdp_attach", a->recs[i].xdp_dispatcher ?
+				  "dispatcher" : "direct");
+		ph_json_kv_uint(&j, "tc_prog_id", a->recs[i].tc_prog_id);
+		ph_json_object_end(&j);
+	}
+	ph_json_array_end(&j);
+	ph_json_object_end(&j);
+	ph_json_finish(&j);
+}
+
 static void print_attached(const struct attached *a, const char *verb)
 {
 	for (int i = 0; i < a->n; i++)
-		printf("pinhole: %s %s (%s XDP, prog ids %u/%u)\n", verb,
+		printf("pinhole: %s %s (%s XDP%s, prog ids %u/%u)\n", verb,
 		       a->recs[i].name,
 		       xdp_mode_name(0, a->recs[i].xdp_flags),
+		       a->recs[i].xdp_dispatcher ? " in libxdp's dispatcher" : "",
 		       a->recs[i].xdp_prog_id, a->recs[i].tc_prog_id);
 }
 
@@ -310,7 +400,13 @@ static int do_attach(struct ctx *c)
 		return -lock;
 	}
 	r = attach_ifaces(c, &pol, ifs, c->argc, a);
-	if (!r) {
+	if (!r && c->json) {
+		struct ph_view v;
+
+		json_attached(c, a, ph_view_read(&a->inst, &v) ? pol.path :
+				    v.st.policy);
+		ph_instance_close(&a->inst);
+	} else if (!r) {
 		print_attached(a, "attached");
 		printf("pinhole: enforcing %s (generation %u, pin dir %s)\n",
 		       pol.path, a->generation, c->pin_dir);
@@ -469,7 +565,7 @@ static int do_daemon(struct ctx *c)
 	if (!r) {
 		printf("pinhole: ready: tracking FTP sessions of %s (pid %ld%s); SIGINT or SIGTERM stops\n",
 		       c->pin_dir, (long)getpid(),
-		       c->syslog ? ", logging to syslog" : "");
+		       ph_trk_runner_syslog(trk) ? ", logging to syslog" : "");
 		fflush(stdout);
 		sig = ph_trk_runner_loop(trk, &stop);
 		ph_trk_runner_close(trk);
@@ -508,9 +604,23 @@ static int do_reload(struct ctx *c)
 		r = ph_policy_install(&inst, &pol, &gen);
 		ph_instance_close(&inst);
 	}
-	if (!r)
+	if (!r && c->json) {
+		char abs[PATH_MAX];
+		struct ph_json j;
+
+		ph_json_init(&j, stdout);
+		ph_json_object_begin(&j);
+		ph_json_kv_string(&j, "pin_dir", c->pin_dir);
+		/* The path as stored (status, show): absolute. */
+		ph_json_kv_string(&j, "policy",
+				  realpath(pol.path, abs) ? abs : pol.path);
+		ph_json_kv_uint(&j, "generation", gen);
+		ph_json_object_end(&j);
+		ph_json_finish(&j);
+	} else if (!r) {
 		printf("pinhole: reloaded %s (generation %u, pin dir %s)\n",
 		       pol.path, gen, c->pin_dir);
+	}
 	ph_unlock(lock);
 	ph_policy_free(&pol);
 	return r;
@@ -529,6 +639,34 @@ static const struct ph_iface *find_rec(const struct ph_iface *recs, int n,
 			return &recs[k];
 	}
 	return NULL;
+}
+
+/* "detached NAME" now, or in the JSON document at the end (-j). */
+static void said_detached(struct ctx *c, const char *name)
+{
+	if (!c->json) {
+		printf("pinhole: detached %s\n", name);
+		return;
+	}
+	if (c->ndetached < PH_IFACES_MAX)
+		ph_strlcpy(c->detached[c->ndetached++], name, IF_NAMESIZE);
+}
+
+static void json_detached(const struct ctx *c, bool removed)
+{
+	struct ph_json j;
+
+	ph_json_init(&j, stdout);
+	ph_json_object_begin(&j);
+	ph_json_kv_string(&j, "pin_dir", c->pin_dir);
+	ph_json_key(&j, "detached");
+	ph_json_array_begin(&j);
+	for (int i = 0; i < c->ndetached; i++)
+		ph_json_string(&j, c->detached[i]);
+	ph_json_array_end(&j);
+	ph_json_kv_bool(&j, "instance_removed", removed);
+	ph_json_object_end(&j);
+	ph_json_finish(&j);
 }
 
 static int detach_named(struct ctx *c, struct ph_instance *inst,
@@ -569,13 +707,13 @@ static int detach_named(struct ctx *c, struct ph_instance *inst,
 
 		r = r ? r : d;
 		if (!d)
-			printf("pinhole: detached %s\n", c->argv[i]);
+			said_detached(c, c->argv[i]);
 	}
 	return r;
 }
 
-static int detach_all(struct ph_instance *inst, const struct ph_iface *recs,
-		      int n)
+static int detach_all(struct ctx *c, struct ph_instance *inst,
+		      const struct ph_iface *recs, int n)
 {
 	int r = PH_EXIT_OK;
 
@@ -594,7 +732,7 @@ static int detach_all(struct ph_instance *inst, const struct ph_iface *recs,
 
 		r = r ? r : d;
 		if (!d)
-			printf("pinhole: detached %s\n", recs[k].name);
+			said_detached(c, recs[k].name);
 	}
 	return r;
 }
@@ -604,6 +742,7 @@ static int do_detach(struct ctx *c)
 	struct ph_iface recs[PH_IFACES_MAX];
 	struct ph_instance inst;
 	int r, n, lock;
+	bool removed;
 
 	if (c->all == (c->argc > 0)) {
 		pr_warn("detach: name interfaces or give --all (not both)");
@@ -614,13 +753,17 @@ static int do_detach(struct ctx *c)
 		return -lock;
 	r = ph_instance_open(&inst, c->pin_dir);
 	if (r == -ENOENT) {
-		if (c->all)
-			pr_warn("nothing attached (no pinhole instance at %s)",
-				c->pin_dir);
-		else
-			pr_warn("%s: not attached (pin dir %s)", c->argv[0],
-				c->pin_dir);
 		ph_unlock(lock);
+		if (c->all) {
+			/* The state asked for holds already: not an error
+			 * (scripts and cleanup stacks run it blindly). */
+			pr_info("nothing attached (no pinhole instance at %s); nothing to do",
+				c->pin_dir);
+			if (c->json)
+				json_detached(c, false);
+			return PH_EXIT_OK;
+		}
+		pr_warn("%s: not attached (pin dir %s)", c->argv[0], c->pin_dir);
 		return PH_EXIT_USER;
 	}
 	if (r) {
@@ -632,14 +775,18 @@ static int do_detach(struct ctx *c)
 	n = ph_ifaces_list(&inst, recs, PH_IFACES_MAX);
 	if (n < 0)
 		n = 0;
-	r = c->all ? detach_all(&inst, recs, n) : detach_named(c, &inst, recs, n);
+	r = c->all ? detach_all(c, &inst, recs, n) :
+		     detach_named(c, &inst, recs, n);
 	n = ph_ifaces_list(&inst, recs, PH_IFACES_MAX);
 	ph_instance_close(&inst);
-	if (n <= 0 && r != PH_EXIT_USER) {
+	removed = n <= 0 && r != PH_EXIT_USER;
+	if (removed) {
 		ph_instance_remove(c->pin_dir);
 		pr_debug("last interface detached; removed %s", c->pin_dir);
 	}
 	ph_unlock(lock);
+	if (c->json && r != PH_EXIT_USER)
+		json_detached(c, removed);
 	return r;
 }
 
@@ -667,13 +814,17 @@ static int do_status(struct ctx *c)
 	};
 	struct ph_iface recs[PH_IFACES_MAX];
 	struct ph_iface_live live[PH_IFACES_MAX];
-	__u64 count[ARRAY_SIZE(fill)];
+	__u64 count[ARRAY_SIZE(fill)], expired[ARRAY_SIZE(fill)] = {};
+	__u64 ring_used = 0;
+	__u32 ring_size = 0;
 	struct ph_instance inst;
 	struct ph_view v;
 	struct ph_table t;
 	__u64 now = ph_now_ns();
 	char age[32];
-	int r, n;
+	int r, n, ring_err;
+	long trk_pid = 0;
+	bool trk;
 
 	r = open_existing(&inst, c->pin_dir);
 	if (r)
@@ -688,8 +839,13 @@ static int do_status(struct ctx *c)
 		n = 0;
 	for (int i = 0; i < n; i++)
 		ph_iface_probe(&inst, &recs[i], &live[i]);
-	for (size_t i = 0; i < ARRAY_SIZE(fill); i++)
+	/* fill[0] and [1] are flows and half_open: counted with their
+	 * expired entries in one walk. */
+	ph_flows_count(&inst, count, expired);
+	for (size_t i = 2; i < ARRAY_SIZE(fill); i++)
 		ph_map_count(inst.fd[fill[i].id], fill[i].key, &count[i]);
+	ring_err = ph_ringbuf_fill(c->pin_dir, "events", &ring_used, &ring_size);
+	trk = ph_trk_running(c->pin_dir, &trk_pid);
 	ph_fmt_duration(now - v.meta[v.st.active_slot].loaded_ns, age,
 			sizeof(age));
 
@@ -723,6 +879,9 @@ static int do_status(struct ctx *c)
 					  xdp_mode_name(live[i].xdp_attach_mode,
 							recs[i].xdp_flags));
 			ph_json_kv_uint(&j, "xdp_prog_id", live[i].xdp_prog_id);
+			ph_json_kv_string(&j, "xdp_attach",
+					  recs[i].xdp_dispatcher ? "dispatcher" :
+					  "direct");
 			ph_json_kv_uint(&j, "tc_prog_id", live[i].tc_prog_id);
 			ph_json_kv_string(&j, "state",
 					  live[i].state == PH_IFACE_LIVE ? "attached" :
@@ -741,6 +900,17 @@ static int do_status(struct ctx *c)
 			ph_json_kv_uint(&j, "entries", count[i]);
 			ph_json_kv_uint(&j, "max_entries",
 					inst.max_entries[fill[i].id]);
+			if (i < 2)
+				ph_json_kv_uint(&j, "expired", expired[i]);
+			ph_json_object_end(&j);
+		}
+		if (!ring_err) {
+			ph_json_key(&j, "events");
+			ph_json_object_begin(&j);
+			ph_json_kv_string(&j, "type", "ringbuf");
+			ph_json_kv_uint(&j, "bytes_used", ring_used);
+			ph_json_kv_uint(&j, "bytes", ring_size);
+			ph_json_kv_bool(&j, "tracker_running", trk);
 			ph_json_object_end(&j);
 		}
 		ph_json_object_end(&j);
@@ -762,17 +932,18 @@ static int do_status(struct ctx *c)
 	printf("interfaces\n");
 	ph_table_init(&t, ARRAY_SIZE(hdr), hdr);
 	for (int i = 0; i < n; i++) {
-		char idx[16], xid[16], tid[16];
+		char idx[16], xid[16], tid[16], mode[32];
 		const char *row[ARRAY_SIZE(hdr)] = {
-			recs[i].name, idx,
-			xdp_mode_name(live[i].xdp_attach_mode, recs[i].xdp_flags),
-			xid, tid,
+			recs[i].name, idx, mode, xid, tid,
 			live[i].state == PH_IFACE_LIVE ? "attached" :
 			live[i].state == PH_IFACE_FOREIGN ? "other netns" :
 			"gone", age,
 		};
 
 		snprintf(idx, sizeof(idx), "%u", recs[i].ifindex);
+		snprintf(mode, sizeof(mode), "%s%s",
+			 xdp_mode_name(live[i].xdp_attach_mode, recs[i].xdp_flags),
+			 recs[i].xdp_dispatcher ? " (dispatcher)" : "");
 		snprintf(xid, sizeof(xid), "%u", live[i].xdp_prog_id);
 		snprintf(tid, sizeof(tid), "%u", live[i].tc_prog_id);
 		ph_fmt_duration(now - recs[i].attached_ns, age, sizeof(age));
@@ -780,25 +951,25 @@ static int do_status(struct ctx *c)
 	}
 	indented_table_done(&t);
 	printf("maps\n");
-	for (size_t i = 0; i < ARRAY_SIZE(fill); i++)
-		printf("  %-10s %llu / %u\n", ph_map_name(fill[i].id),
+	for (size_t i = 0; i < ARRAY_SIZE(fill); i++) {
+		printf("  %-10s %llu / %u", ph_map_name(fill[i].id),
 		       (unsigned long long)count[i],
 		       inst.max_entries[fill[i].id]);
+		if (expired[i])
+			printf(" (%llu expired, not yet removed)",
+			       (unsigned long long)expired[i]);
+		printf("\n");
+	}
+	if (!ring_err)
+		printf("  %-10s ring buffer, %llu of %u bytes waiting (%s)\n",
+		       "events", (unsigned long long)ring_used, ring_size,
+		       trk ? "the tracker reads it" :
+		       "no tracker reads it: start 'pinhole daemon'");
 	ph_instance_close(&inst);
 	return PH_EXIT_OK;
 }
 
 /* ---------------------------------------------------------------- stats */
-
-static void json_counter(struct ph_json *j, const char *key,
-			 const struct ph_counter *ctr)
-{
-	ph_json_key(j, key);
-	ph_json_object_begin(j);
-	ph_json_kv_uint(j, "packets", ctr->packets);
-	ph_json_kv_uint(j, "bytes", ctr->bytes);
-	ph_json_object_end(j);
-}
 
 static int do_stats(struct ctx *c)
 {
@@ -815,6 +986,11 @@ static int do_stats(struct ctx *c)
 	r = open_existing(&inst, c->pin_dir);
 	if (r)
 		return r;
+	if (c->obs.prometheus || (c->obs.by && strcmp(c->obs.by, "reason"))) {
+		r = ph_obs_stats(&inst, &c->obs, c->json);
+		ph_instance_close(&inst);
+		return r;
+	}
 	err = ph_counters_read(&inst, sum);
 	if (!err)
 		err = ph_view_read(&inst, &v);
@@ -844,8 +1020,8 @@ static int do_stats(struct ctx *c)
 		for (int drop = 0; drop < 2; drop++) {
 			ph_json_key(&j, drop ? "drop" : "pass");
 			ph_json_object_begin(&j);
-			json_counter(&j, "in", &tot[drop][PH_DIR_IN]);
-			json_counter(&j, "out", &tot[drop][PH_DIR_OUT]);
+			ph_json_kv_counter(&j, "in", &tot[drop][PH_DIR_IN]);
+			ph_json_kv_counter(&j, "out", &tot[drop][PH_DIR_OUT]);
 			ph_json_object_end(&j);
 		}
 		ph_json_object_end(&j);
@@ -857,8 +1033,8 @@ static int do_stats(struct ctx *c)
 			ph_json_kv_string(&j, "verdict",
 					  PH_REASON_IS_DROP(rs) ? "drop" : "pass");
 			ph_json_kv_string(&j, "description", ph_reasons[rs].text);
-			json_counter(&j, "in", &sum[PH_COUNTER_IDX(PH_DIR_IN, rs)]);
-			json_counter(&j, "out", &sum[PH_COUNTER_IDX(PH_DIR_OUT, rs)]);
+			ph_json_kv_counter(&j, "in", &sum[PH_COUNTER_IDX(PH_DIR_IN, rs)]);
+			ph_json_kv_counter(&j, "out", &sum[PH_COUNTER_IDX(PH_DIR_OUT, rs)]);
 			ph_json_object_end(&j);
 		}
 		ph_json_array_end(&j);
@@ -900,152 +1076,26 @@ static int do_stats(struct ctx *c)
 
 /* ---------------------------------------------------------------- flows */
 
-static const char *flow_state_name(__u8 s, bool half_open)
-{
-	if (half_open)
-		return "half-open";
-	switch (s) {
-	case PH_FS_NEW: return "new";
-	case PH_FS_ESTABLISHED: return "established";
-	case PH_FS_CLOSING: return "closing";
-	}
-	return "?";
-}
-
-static const char *flow_origin_name(__u8 o)
-{
-	switch (o) {
-	case PH_FO_INBOUND: return "inbound";
-	case PH_FO_OUTBOUND: return "outbound";
-	case PH_FO_EXPECT: return "ftp-data";
-	case PH_FO_FTPS: return "ftps-range";
-	}
-	return "?";
-}
-
-struct flows_out {
-	struct ph_instance *inst;
-	struct ph_view v;
-	__u64 now;
-	struct ph_json *j;
-	struct ph_table *t;
-	__u64 n;
-};
-
-static bool is_icmp(__u8 proto)
-{
-	return proto == 1 || proto == 58;
-}
-
-static int flow_row(const struct ph_flow_key *k, const struct ph_flow *f,
-		    bool half_open, void *ctx)
-{
-	struct flows_out *o = ctx;
-	char proto[8], laddr[64], raddr[64], local[80], remote[80];
-	char age[32], idle[32], svc[PH_NAME_MAX];
-	const char *pn = ph_proto_name(k->proto, proto, sizeof(proto));
-	__u16 lport = ntohs(k->lport), rport = ntohs(k->rport);
-	__u64 age_ns = o->now > f->created_ns ? o->now - f->created_ns : 0;
-	__u64 idle_ns = o->now > f->last_seen_ns ? o->now - f->last_seen_ns : 0;
-
-	o->n++;
-	ph_fmt_addr(k->local, laddr, sizeof(laddr));
-	ph_fmt_addr(k->remote, raddr, sizeof(raddr));
-	ph_flow_service(o->inst, &o->v, f, svc, sizeof(svc));
-	if (o->j) {
-		struct ph_json *j = o->j;
-
-		ph_json_object_begin(j);
-		ph_json_kv_string(j, "table", half_open ? "half_open" : "flows");
-		ph_json_kv_string(j, "proto", pn);
-		ph_json_kv_string(j, "local_addr", laddr);
-		ph_json_kv_uint(j, is_icmp(k->proto) ? "icmp_id" : "local_port",
-				lport);
-		ph_json_kv_string(j, "remote_addr", raddr);
-		if (!is_icmp(k->proto))
-			ph_json_kv_uint(j, "remote_port", rport);
-		ph_json_kv_string(j, "state", flow_state_name(f->state, half_open));
-		ph_json_kv_string(j, "origin", flow_origin_name(f->origin));
-		ph_json_kv_uint(j, "age_ms", age_ns / 1000000ull);
-		ph_json_kv_uint(j, "idle_ms", idle_ns / 1000000ull);
-		ph_json_kv_string(j, "service", svc);
-		ph_json_kv_uint(j, "rule", f->rule);
-		ph_json_kv_uint(j, "session", f->session);
-		ph_json_kv_bool(j, "ftp_control", f->flags & PH_FF_FTP_CTRL);
-		ph_json_kv_bool(j, "ftps_control", f->flags & PH_FF_FTPS_CTRL);
-		ph_json_kv_bool(j, "ftps_counted", f->flags & PH_FF_FTPS_COUNTED);
-		ph_json_object_end(j);
-		return 0;
-	}
-	if (is_icmp(k->proto)) {
-		snprintf(local, sizeof(local), "%s id %u", laddr, lport);
-		ph_strlcpy(remote, raddr, sizeof(remote));
-	} else {
-		ph_fmt_addr_port(k->local, lport, local, sizeof(local));
-		ph_fmt_addr_port(k->remote, rport, remote, sizeof(remote));
-	}
-	ph_fmt_duration(age_ns, age, sizeof(age));
-	ph_fmt_duration(idle_ns, idle, sizeof(idle));
-	{
-		const char *row[] = { pn, local, remote,
-				      flow_state_name(f->state, half_open),
-				      flow_origin_name(f->origin), age, idle, svc };
-
-		ph_table_add(o->t, row);
-	}
-	return 0;
-}
-
 static int do_flows(struct ctx *c)
 {
-	static const char *const hdr[] = { "PROTO", "LOCAL", "REMOTE", "STATE",
-					   "ORIGIN", "|AGE", "|IDLE", "SERVICE" };
+	bool change = c->argc && (!strcmp(c->argv[0], "delete") ||
+				  !strcmp(c->argv[0], "flush"));
 	struct ph_instance inst;
-	struct flows_out o = {};
-	struct ph_table t;
-	struct ph_json j;
-	int r, err;
+	int lock = -1, r;
 
+	if (change) {
+		lock = ph_lock(c->pin_dir);
+		if (lock < 0)
+			return -lock;
+	}
 	r = open_existing(&inst, c->pin_dir);
-	if (r)
-		return r;
-	o.inst = &inst;
-	o.now = ph_now_ns();
-	err = ph_view_read(&inst, &o.v);
-	if (err) {
-		pr_warn("cannot read %s/state: %s", c->pin_dir, strerror(-err));
+	if (!r) {
+		r = ph_cmd_flows(&inst, c->json, c->argc, c->argv);
 		ph_instance_close(&inst);
-		return PH_EXIT_ENV;
 	}
-	if (c->json) {
-		ph_json_init(&j, stdout);
-		o.j = &j;
-		ph_json_object_begin(&j);
-		ph_json_kv_string(&j, "pin_dir", c->pin_dir);
-		ph_json_key(&j, "flows");
-		ph_json_array_begin(&j);
-	} else {
-		ph_table_init(&t, ARRAY_SIZE(hdr), hdr);
-		o.t = &t;
-	}
-	err = ph_flows_foreach(&inst, flow_row, &o);
-	ph_instance_close(&inst);
-	if (c->json) {
-		ph_json_array_end(&j);
-		ph_json_object_end(&j);
-		ph_json_finish(&j);
-	} else {
-		if (t.nrows)
-			ph_table_print(&t, stdout, "");
-		else
-			printf("(no flows)\n");
-		ph_table_free(&t);
-	}
-	if (err < 0) {
-		pr_warn("cannot read flows: %s", strerror(-err));
-		return PH_EXIT_ENV;
-	}
-	return PH_EXIT_OK;
+	if (lock >= 0)
+		ph_unlock(lock);
+	return r;
 }
 
 /* ------------------------------------------------------------- sessions */
@@ -1459,6 +1509,41 @@ static int do_sessions(struct ctx *c)
 	return PH_EXIT_OK;
 }
 
+/* ------------------------------------------------- observe (observe.c) */
+
+static int do_exporter(struct ctx *c)
+{
+	if (c->json) {
+		pr_warn("exporter: -j does not apply (the exposition is Prometheus text)");
+		return PH_EXIT_USER;
+	}
+	return ph_obs_exporter(c->pin_dir, &c->obs);
+}
+
+static int do_monitor(struct ctx *c)
+{
+	struct ph_instance inst;
+	int r = open_existing(&inst, c->pin_dir);
+
+	if (r)
+		return r;
+	r = ph_obs_monitor(&inst, &c->obs, c->json);
+	ph_instance_close(&inst);
+	return r;
+}
+
+static int do_explain(struct ctx *c)
+{
+	struct ph_instance inst;
+	int r = open_existing(&inst, c->pin_dir);
+
+	if (r)
+		return r;
+	r = ph_obs_explain(&inst, c->argc, c->argv, c->json);
+	ph_instance_close(&inst);
+	return r;
+}
+
 /* ------------------------------------------------------------ dispatch */
 
 static int do_help(struct ctx *c)
@@ -1469,18 +1554,28 @@ static int do_help(struct ctx *c)
 }
 
 static const struct cmd cmds[] = {
-	{ "check", do_check, 0, false, 1, 1, "check POLICY" },
+	{ "check", do_check, O_JSON | O_PRINT, false, 1, 1,
+	  "check [--print] POLICY|-" },
+	{ "show", do_show, O_JSON, true, 0, 0, "show [-j]" },
 	{ "run", do_run, O_POLICY | O_LOAD | O_SYSLOG, true, 1, -1,
 	  "run --policy POLICY [--mode auto|native|generic] [--syslog] IFACE..." },
-	{ "attach", do_attach, O_POLICY | O_LOAD, true, 1, -1,
-	  "attach --policy POLICY [--mode auto|native|generic] IFACE..." },
+	{ "attach", do_attach, O_POLICY | O_LOAD | O_JSON, true, 1, -1,
+	  "attach --policy POLICY [--mode auto|native|generic] [-j] IFACE..." },
 	{ "daemon", do_daemon, O_SYSLOG, true, 0, 0, "daemon [--syslog]" },
-	{ "reload", do_reload, O_POLICY, true, 0, 0, "reload --policy POLICY" },
-	{ "detach", do_detach, O_ALL, true, 0, -1, "detach IFACE... | --all" },
-	{ "status", do_status, 0, true, 0, 0, "status [-j]" },
-	{ "stats", do_stats, 0, true, 0, 0, "stats [-j]" },
-	{ "flows", do_flows, 0, true, 0, 0, "flows [-j]" },
-	{ "sessions", do_sessions, 0, true, 0, 0, "sessions [-j]" },
+	{ "reload", do_reload, O_POLICY | O_JSON, true, 0, 0, "reload --policy POLICY [-j]" },
+	{ "detach", do_detach, O_ALL | O_JSON, true, 0, -1, "detach IFACE... | --all [-j]" },
+	{ "status", do_status, O_JSON, true, 0, 0, "status [-j]" },
+	{ "stats", do_stats, O_JSON | O_BY | O_PROM, true, 0, 0,
+	  "stats [-j] [--by reason|service|iface] | stats --prometheus" },
+	{ "flows", do_flows, O_JSON, true, 0, -1,
+	  "flows [delete FILTER... | flush | FILTER...] [-j]" },
+	{ "sessions", do_sessions, O_JSON, true, 0, 0, "sessions [-j]" },
+	{ "exporter", do_exporter, O_LISTEN | O_TEXTFILE | O_INTERVAL, true, 0,
+	  0, "exporter --listen ADDR:PORT | --textfile PATH [--interval S]" },
+	{ "monitor", do_monitor, O_MONITOR | O_JSON, true, 0, 0,
+	  "monitor [-j] [--events flow,pinhole,drop] [--drop-rate N] [--drop-burst N] [--count N] [--duration S]" },
+	{ "explain", do_explain, O_JSON, true, 4, 7,
+	  "explain [-j] [in|out] PROTO SRC[:PORT] to DST[:PORT] [FLAGS]" },
 	{ "help", do_help, 0, false, 0, 0, "help" },
 };
 
@@ -1503,7 +1598,9 @@ static void usage(FILE *out)
 		"  --pin-dir DIR        instance pin directory (default %s, or $PINHOLE_PIN_DIR)\n"
 		"  -v, --verbose        debug and libbpf logs (-vv: libbpf debug too);\n"
 		"                       stats lists every reason\n"
-		"  -j, --json           JSON output (check, status, stats, flows, sessions)\n"
+		"  -j, --json           JSON output (check, show, status, stats, flows, sessions,\n"
+		"                       monitor, explain, attach, reload, detach; refused by\n"
+		"                       run, daemon, exporter)\n"
 		"  -p, --policy FILE    policy to enforce (run, attach, reload)\n"
 		"  -m, --mode MODE      XDP mode: auto (native, else generic), native, generic\n"
 		"  --failsafe-port N    TCP port always admitted inbound (e.g. 22)\n"
@@ -1513,9 +1610,21 @@ static void usage(FILE *out)
 		"  --half-open N        size of the half-open table (default %u)\n"
 		"  -a, --all            detach every interface\n"
 		"  --syslog             FTP tracker log to syslog, not stderr (daemon, run)\n"
+		"  --by WHAT            stats by reason (default), service or iface\n"
+		"  --prometheus         stats in the Prometheus text format\n"
+		"  --listen ADDR:PORT   exporter: serve /metrics over HTTP\n"
+		"  --textfile PATH      exporter: write PATH for node_exporter (atomic rename)\n"
+		"  --interval S         exporter --textfile: every S seconds (0: once; default %u)\n"
+		"  --events LIST        monitor: flow,pinhole,drop (default all)\n"
+		"  --drop-rate N        monitor: drop events per second per CPU (default %u)\n"
+		"  --drop-burst N       monitor: drop events in a burst (default %u)\n"
+		"  --count N            monitor: exit after N events\n"
+		"  --duration S         monitor: exit after S seconds\n"
 		"\nexit codes: 0 ok, 1 user error, 2 environment error (not root, no BPF, ...)\n"
 		"see docs/cli.md\n",
-		PH_DEFAULT_PIN_DIR, PH_FLOWS_MAX_DEFAULT, PH_HALF_OPEN_MAX_DEFAULT);
+		PH_DEFAULT_PIN_DIR, PH_FLOWS_MAX_DEFAULT, PH_HALF_OPEN_MAX_DEFAULT,
+		PH_OBS_DEFAULT_INTERVAL_S, PH_OBS_DEFAULT_DROP_RATE,
+		PH_OBS_DEFAULT_DROP_BURST);
 }
 
 enum {
@@ -1526,6 +1635,17 @@ enum {
 	OPT_FLOWS,
 	OPT_HALF_OPEN,
 	OPT_SYSLOG,
+	OPT_PRINT,
+	OPT_BY,
+	OPT_PROM,
+	OPT_LISTEN,
+	OPT_TEXTFILE,
+	OPT_INTERVAL,
+	OPT_EVENTS,
+	OPT_DROP_RATE,
+	OPT_DROP_BURST,
+	OPT_COUNT,
+	OPT_DURATION,
 };
 
 static const struct option long_opts[] = {
@@ -1542,6 +1662,17 @@ static const struct option long_opts[] = {
 	{ "half-open", required_argument, NULL, OPT_HALF_OPEN },
 	{ "all", no_argument, NULL, 'a' },
 	{ "syslog", no_argument, NULL, OPT_SYSLOG },
+	{ "print", no_argument, NULL, OPT_PRINT },
+	{ "by", required_argument, NULL, OPT_BY },
+	{ "prometheus", no_argument, NULL, OPT_PROM },
+	{ "listen", required_argument, NULL, OPT_LISTEN },
+	{ "textfile", required_argument, NULL, OPT_TEXTFILE },
+	{ "interval", required_argument, NULL, OPT_INTERVAL },
+	{ "events", required_argument, NULL, OPT_EVENTS },
+	{ "drop-rate", required_argument, NULL, OPT_DROP_RATE },
+	{ "drop-burst", required_argument, NULL, OPT_DROP_BURST },
+	{ "count", required_argument, NULL, OPT_COUNT },
+	{ "duration", required_argument, NULL, OPT_DURATION },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -1557,6 +1688,18 @@ static const char *opt_name(unsigned int bit)
 	case O_HALF_OPEN: return "--half-open";
 	case O_ALL: return "--all";
 	case O_SYSLOG: return "--syslog";
+	case O_JSON: return "-j (--json)";
+	case O_PRINT: return "--print";
+	case O_BY: return "--by";
+	case O_PROM: return "--prometheus";
+	case O_LISTEN: return "--listen";
+	case O_TEXTFILE: return "--textfile";
+	case O_INTERVAL: return "--interval";
+	case O_EVENTS: return "--events";
+	case O_DROP_RATE: return "--drop-rate";
+	case O_DROP_BURST: return "--drop-burst";
+	case O_COUNT: return "--count";
+	case O_DURATION: return "--duration";
 	}
 	return "?";
 }
@@ -1582,7 +1725,8 @@ static int parse_args(int argc, char **argv, struct ctx *c, int *verbose,
 		switch (opt) {
 		case OPT_PIN_DIR: pin = optarg; break;
 		case 'v': (*verbose)++; break;
-		case 'j': c->json = true; break;
+		case 'j': c->json = true; c->given |= O_JSON; break;
+		case OPT_PRINT: c->print = true; c->given |= O_PRINT; break;
 		case 'h': *help = true; break;
 		case 'p': c->policy = optarg; c->given |= O_POLICY; break;
 		case 'a': c->all = true; c->given |= O_ALL; break;
@@ -1624,6 +1768,41 @@ static int parse_args(int argc, char **argv, struct ctx *c, int *verbose,
 				c->load.half_open_max = v;
 			c->given |= opt == OPT_FLOWS ? O_FLOWS : O_HALF_OPEN;
 			break;
+		case OPT_BY: c->obs.by = optarg; c->given |= O_BY; break;
+		case OPT_PROM: c->obs.prometheus = true; c->given |= O_PROM; break;
+		case OPT_LISTEN: c->obs.listen = optarg; c->given |= O_LISTEN; break;
+		case OPT_TEXTFILE: c->obs.textfile = optarg; c->given |= O_TEXTFILE; break;
+		case OPT_EVENTS: c->obs.events = optarg; c->given |= O_EVENTS; break;
+		case OPT_INTERVAL:
+			if (!ph_parse_u32(optarg, 0, 86400, &c->obs.interval_s)) {
+				pr_warn("--interval '%s': expected seconds from 0 to 86400", optarg);
+				return PH_EXIT_USER;
+			}
+			c->given |= O_INTERVAL;
+			break;
+		case OPT_DROP_RATE:
+		case OPT_DROP_BURST:
+		case OPT_COUNT:
+		case OPT_DURATION: {
+			static const struct { int opt; const char *name; unsigned int bit; } n[] = {
+				{ OPT_DROP_RATE, "--drop-rate", O_DROP_RATE },
+				{ OPT_DROP_BURST, "--drop-burst", O_DROP_BURST },
+				{ OPT_COUNT, "--count", O_COUNT },
+				{ OPT_DURATION, "--duration", O_DURATION },
+			};
+			__u32 *dst = opt == OPT_DROP_RATE ? &c->obs.drop_rate :
+				     opt == OPT_DROP_BURST ? &c->obs.drop_burst :
+				     opt == OPT_COUNT ? &c->obs.count :
+							&c->obs.duration_s;
+
+			for (size_t i = 0; i < ARRAY_SIZE(n); i++)
+				if (n[i].opt == opt) {
+					if (!ph_parse_u32(optarg, 1, 1000000, dst))
+						return bad_number(n[i].name, optarg, 1000000);
+					c->given |= n[i].bit;
+				}
+			break;
+		}
 		case ':':
 			pr_warn("option %s needs a value; see pinhole --help",
 				argv[optind - 1]);
@@ -1648,7 +1827,7 @@ static int parse_args(int argc, char **argv, struct ctx *c, int *verbose,
 
 int main(int argc, char **argv)
 {
-	struct ctx c = {};
+	struct ctx c = { .obs.interval_s = PH_OBS_DEFAULT_INTERVAL_S };
 	bool help = false;
 	int verbose = 0;
 	const struct cmd *cmd;
@@ -1671,6 +1850,14 @@ int main(int argc, char **argv)
 	c.argc--;
 	c.argv++;
 	extra = c.given & ~cmd->opts;
+	if (extra & O_JSON) {
+		/* Say why rather than ignore it: scripts would parse text. */
+		pr_warn("%s: -j (JSON) is not supported: %s", cmd->name,
+			!strcmp(cmd->name, "run") || !strcmp(cmd->name, "daemon") ?
+			"it runs in the foreground and logs text lines; use 'attach -j' (and 'daemon'), then 'status -j'" :
+			"this command prints no document");
+		return PH_EXIT_USER;
+	}
 	if (extra) {
 		pr_warn("%s: option %s does not apply; usage: pinhole %s",
 			cmd->name, opt_name(extra & -extra), cmd->usage);

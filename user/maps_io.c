@@ -6,11 +6,12 @@
 #include <string.h>
 #include <unistd.h>
 #include <arpa/inet.h>
-#include <unistd.h>
+#include <sys/mman.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
 #include <pinhole/ctrl.h>
+#include "counters.h"
 #include "log.h"
 #include "maps_io.h"
 #include "util.h"
@@ -96,15 +97,26 @@ static int write_ports(const struct ph_instance *inst, __u32 slot,
 	return err;
 }
 
+/* The rules of pol, each with its service's counter id (svc_ids). */
 static int write_rules(const struct ph_instance *inst, __u32 slot,
-		       const struct ph_policy *pol, __u32 old_nrules)
+		       const struct ph_policy *pol, __u32 old_nrules,
+		       const __u16 *svc_ids)
 {
 	__u32 base = slot * PH_MAX_RULES, n = (__u32)pol->nrules;
+	struct ph_rule *rules = calloc(n ? n : 1, sizeof(*rules));
 	int err = 0;
 
+	if (!rules)
+		return -ENOMEM;
+	for (__u32 i = 0; i < n; i++) {
+		rules[i] = pol->rules[i];
+		rules[i].svc_id = pol->rules[i].service < pol->nservices ?
+					  svc_ids[pol->rules[i].service] : 0;
+	}
 	if (n)
-		err = array_write(inst->fd[PH_MAP_RULES], base, pol->rules, n,
+		err = array_write(inst->fd[PH_MAP_RULES], base, rules, n,
 				  sizeof(struct ph_rule));
+	free(rules);
 	/* Rules a previous policy left in this slot beyond ours. */
 	if (!err && old_nrules > n && old_nrules <= PH_MAX_RULES) {
 		struct ph_rule *zero = calloc(old_nrules - n, sizeof(*zero));
@@ -378,6 +390,7 @@ int ph_policy_install(struct ph_instance *inst, const struct ph_policy *pol,
 	struct ph_slot_meta meta = {};
 	struct ph_state st;
 	char abs[PATH_MAX];
+	__u16 *svc_ids;
 	__u32 slot, old, key;
 	int err, r;
 
@@ -390,12 +403,27 @@ int ph_policy_install(struct ph_instance *inst, const struct ph_policy *pol,
 	r = check_limits(pol);
 	if (r)
 		return r;
+	if (!realpath(pol->path, abs))
+		ph_strlcpy(abs, pol->path, sizeof(abs));
+	if (strlen(abs) >= sizeof(st.policy)) {
+		/* Never stored cut: status and show would name another file. */
+		pr_warn("policy path %.64s... is longer than %zu bytes; the previous policy stays in force",
+			abs, sizeof(st.policy) - 1);
+		return PH_EXIT_USER;
+	}
 	/* The inactive slot is ours; write_peers replaces every trie an
 	 * earlier policy (or a failed write) left in it. */
 	err = write_ports(inst, slot, pol);
 	if (err)
 		return write_failed("ports", err);
-	err = write_rules(inst, slot, pol, v.meta[slot].nrules);
+	svc_ids = calloc(pol->nservices > 0 ? (size_t)pol->nservices : 1,
+			 sizeof(*svc_ids));
+	err = svc_ids ? ph_svc_ids_assign(inst, pol, old, v.meta[old].nrules,
+					  v.st.generation + 1, svc_ids) :
+			-ENOMEM;
+	if (!err)
+		err = write_rules(inst, slot, pol, v.meta[slot].nrules, svc_ids);
+	free(svc_ids);
 	if (err)
 		return write_failed("rules", err);
 	err = write_names(inst, slot, pol);
@@ -424,8 +452,7 @@ int ph_policy_install(struct ph_instance *inst, const struct ph_policy *pol,
 	/* The flip: one write of state[0]; a packet sees one whole policy. */
 	st.active_slot = slot;
 	memset(st.policy, 0, sizeof(st.policy));
-	ph_strlcpy(st.policy, realpath(pol->path, abs) ? abs : pol->path,
-		   sizeof(st.policy));
+	memcpy(st.policy, abs, strlen(abs));
 	key = 0;
 	if (bpf_map_update_elem(inst->fd[PH_MAP_STATE], &key, &st, BPF_ANY))
 		return write_failed("state", -errno);
@@ -444,6 +471,50 @@ int ph_policy_install(struct ph_instance *inst, const struct ph_policy *pol,
 
 /* ------------------------------------------------------------- reading */
 
+int ph_array_read(int fd, __u32 first, void *vals, __u32 n, size_t vsize)
+{
+	static bool no_batch;
+	const __u32 chunk = 65536;
+	LIBBPF_OPTS(bpf_map_batch_opts, opts);
+	__u32 *keys = malloc(sizeof(*keys) * chunk), batch;
+	int err = 0;
+
+	if (!keys)
+		return -ENOMEM;
+	for (__u32 off = 0; off < n && !err; off += chunk) {
+		__u32 cnt = n - off < chunk ? n - off : chunk;
+		char *v = (char *)vals + (size_t)off * vsize;
+
+		if (!no_batch) {
+			__u32 got = cnt, start = first + off, prev = start - 1;
+
+			/* A batch starts at the key after in_batch (or at 0
+			 * without one): name the key before the first. */
+			err = bpf_map_lookup_batch(fd, start ? &prev : NULL,
+						   &batch, keys, v, &got, &opts);
+			if ((!err || err == -ENOENT) && got == cnt)
+				continue;
+			if (!err || err == -ENOENT) {
+				err = -EIO;
+				break;
+			}
+			if (err != -EINVAL && err != -EOPNOTSUPP &&
+			    err != -KERNEL_ENOTSUPP)
+				break;
+			no_batch = true;
+			err = 0;
+		}
+		for (__u32 i = 0; i < cnt && !err; i++) {
+			__u32 k = first + off + i;
+
+			if (bpf_map_lookup_elem(fd, &k, v + i * vsize))
+				err = -errno;
+		}
+	}
+	free(keys);
+	return err;
+}
+
 int ph_counters_read(const struct ph_instance *inst, struct ph_counter *sum)
 {
 	int ncpu = libbpf_num_possible_cpus();
@@ -455,12 +526,13 @@ int ph_counters_read(const struct ph_instance *inst, struct ph_counter *sum)
 	per = calloc((size_t)ncpu, sizeof(*per));
 	if (!per)
 		return -ENOMEM;
-	for (__u32 k = 0; k < PH_COUNTER_ENTRIES; k++) {
+	/* every interface slot folded into one (pinhole.h) */
+	for (__u32 k = 0; k < PH_COUNTER_IF_ENTRIES; k++) {
 		if (bpf_map_lookup_elem(inst->fd[PH_MAP_COUNTERS], &k, per))
 			continue;
 		for (int c = 0; c < ncpu; c++) {
-			sum[k].packets += per[c].packets;
-			sum[k].bytes += per[c].bytes;
+			sum[k % PH_COUNTER_ENTRIES].packets += per[c].packets;
+			sum[k % PH_COUNTER_ENTRIES].bytes += per[c].bytes;
 		}
 	}
 	free(per);
@@ -494,6 +566,43 @@ int ph_ftp_dp_stats_read(const char *pin_dir, struct ph_ftp_dp_stats *sum)
 			for (int i = 0; i < N; i++)
 				out[i] += per[(size_t)c * N + i];
 	free(per);
+	close(fd);
+	return err;
+}
+
+int ph_ringbuf_fill(const char *pin_dir, const char *name, __u64 *used,
+		    __u32 *size)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+	volatile const __u64 *cons = MAP_FAILED, *prod = MAP_FAILED;
+	int fd = ph_pin_get(pin_dir, name), err = 0;
+
+	if (fd < 0)
+		return fd;
+	if (bpf_obj_get_info_by_fd(fd, &info, &len) ||
+	    info.type != BPF_MAP_TYPE_RINGBUF) {
+		close(fd);
+		return -EINVAL;
+	}
+	/* A BPF ring buffer is read through mmap, never with lookups (which
+	 * is why bpftool cannot dump it): page 0 holds the consumer position,
+	 * page 1 the producer's; both only grow. */
+	cons = mmap(NULL, (size_t)page, PROT_READ, MAP_SHARED, fd, 0);
+	prod = mmap(NULL, (size_t)page, PROT_READ, MAP_SHARED, fd, page);
+	if (cons == MAP_FAILED || prod == MAP_FAILED) {
+		err = -errno;
+	} else {
+		__u64 c = *cons, p = *prod;
+
+		*used = p > c ? p - c : 0;
+		*size = info.max_entries;
+	}
+	if (cons != MAP_FAILED)
+		munmap((void *)cons, (size_t)page);
+	if (prod != MAP_FAILED)
+		munmap((void *)prod, (size_t)page);
 	close(fd);
 	return err;
 }

@@ -39,6 +39,15 @@ int ph_counters_read(const struct ph_instance *inst, struct ph_counter *sum);
 struct ph_ftp_dp_stats;
 int ph_ftp_dp_stats_read(const char *pin_dir, struct ph_ftp_dp_stats *sum);
 
+/* vals[0..n) from keys first..first+n of an array map: batched, one
+ * lookup per element where batches are missing. 0 or -errno. */
+int ph_array_read(int fd, __u32 first, void *vals, __u32 n, size_t vsize);
+
+/* Bytes waiting in the BPF ring buffer pinned as pin_dir/name (written by
+ * the datapath, not yet read by a consumer) and its size. 0 or -errno. */
+int ph_ringbuf_fill(const char *pin_dir, const char *name, __u64 *used,
+		    __u32 *size);
+
 /* Number of entries of a hash/LRU map. 0 or -errno. */
 int ph_map_count(int fd, size_t key_size, __u64 *count);
 

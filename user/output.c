@@ -23,6 +23,11 @@ void ph_json_init(struct ph_json *j, FILE *out)
 
 static void indent(struct ph_json *j)
 {
+	if (j->compact) {
+		if (j->depth && !j->after_key)
+			fputc(' ', j->out);
+		return;
+	}
 	fputc('\n', j->out);
 	for (int i = 0; i < j->depth; i++)
 		fputs("  ", j->out);
@@ -170,6 +175,16 @@ void ph_json_finish(struct ph_json *j)
 {
 	fputc('\n', j->out);
 	fflush(j->out);
+}
+
+void ph_json_kv_counter(struct ph_json *j, const char *k,
+			const struct ph_counter *c)
+{
+	ph_json_key(j, k);
+	ph_json_object_begin(j);
+	ph_json_kv_uint(j, "packets", c->packets);
+	ph_json_kv_uint(j, "bytes", c->bytes);
+	ph_json_object_end(j);
 }
 
 void ph_json_kv_string(struct ph_json *j, const char *k, const char *v)

@@ -27,6 +27,7 @@ struct ph_json {
 	int depth;
 	bool first[PH_JSON_MAX_DEPTH];
 	bool after_key;
+	bool compact; /* one line (JSON Lines), set after ph_json_init */
 };
 
 void ph_json_init(struct ph_json *j, FILE *out);
@@ -47,6 +48,9 @@ void ph_json_finish(struct ph_json *j);
 void ph_json_kv_string(struct ph_json *j, const char *k, const char *v);
 void ph_json_kv_uint(struct ph_json *j, const char *k, __u64 v);
 void ph_json_kv_bool(struct ph_json *j, const char *k, bool v);
+/* k: {"packets": N, "bytes": N} */
+void ph_json_kv_counter(struct ph_json *j, const char *k,
+			const struct ph_counter *c);
 
 /* ---- tables ---- */
 #define PH_TABLE_MAX_COLS 10

@@ -56,6 +56,15 @@ struct svc_extra {
 	int parent[PH_L4_MAX];   /* tightest service containing it, or -1 */
 };
 
+/*
+ * Names of sets and services, hashed (open addressing, value = index + 1),
+ * so a policy of many sets or services is checked in linear time.
+ */
+struct name_index {
+	int *slot;
+	unsigned int cap, n;
+};
+
 struct parser {
 	const char *file;
 	struct ph_policy *pol;
@@ -70,6 +79,8 @@ struct parser {
 	struct svc_extra *sx;
 	int capsvc;
 	int nrules, npeers, nnat;
+	long expanded; /* prefixes copied out of sets so far (@name) */
+	struct name_index set_idx, svc_idx;
 };
 
 static const char *const l4_names[PH_L4_MAX] = { "tcp", "udp" };
@@ -118,6 +129,78 @@ static int expected(struct parser *p, const struct tok *t, const char *what,
 
 	return perr(p, t->col, "expected %s, got %s%s", what,
 		    tdesc(t, b, sizeof(b)), hint ? hint : "");
+}
+
+/* ---------------------------------------------------------------------- */
+/* Name index                                                              */
+/* ---------------------------------------------------------------------- */
+
+static unsigned int name_hash(const char *s, int len)
+{
+	unsigned int h = 2166136261u; /* FNV-1a */
+	int i;
+
+	for (i = 0; i < len; i++)
+		h = (h ^ (unsigned char)s[i]) * 16777619u;
+	return h;
+}
+
+/* Index of the entry named s[0..len) (name_of gives an entry's name), or
+ * -1; *pos is where it would be inserted. */
+static int nidx_find(const struct name_index *h, const char *s, int len,
+		     const char *(*name_of)(const struct parser *, int),
+		     const struct parser *p, unsigned int *pos)
+{
+	unsigned int i;
+
+	if (!h->cap)
+		return -1;
+	for (i = name_hash(s, len) & (h->cap - 1); h->slot[i];
+	     i = (i + 1) & (h->cap - 1)) {
+		const char *n = name_of(p, h->slot[i] - 1);
+
+		if ((int)strlen(n) == len && !memcmp(n, s, (size_t)len))
+			return h->slot[i] - 1;
+	}
+	*pos = i;
+	return -1;
+}
+
+/* Adds entry idx (not present yet); 0 or -1 (out of memory). */
+static int nidx_add(struct name_index *h, int idx,
+		    const char *(*name_of)(const struct parser *, int),
+		    const struct parser *p)
+{
+	const char *n = name_of(p, idx);
+	unsigned int pos = 0;
+
+	if ((h->n + 1) * 2 > h->cap) {
+		unsigned int cap = h->cap ? h->cap * 2 : 64, i;
+		struct name_index nh = { calloc(cap, sizeof(int)), cap, 0 };
+
+		if (!nh.slot)
+			return -1;
+		for (i = 0; i < h->cap; i++)
+			if (h->slot[i] &&
+			    nidx_add(&nh, h->slot[i] - 1, name_of, p))
+				return -1; /* cannot fail: room enough */
+		free(h->slot);
+		*h = nh;
+	}
+	nidx_find(h, n, (int)strlen(n), name_of, p, &pos);
+	h->slot[pos] = idx + 1;
+	h->n++;
+	return 0;
+}
+
+static const char *set_name(const struct parser *p, int i)
+{
+	return p->sets[i].name;
+}
+
+static const char *svc_name(const struct parser *p, int i)
+{
+	return p->pol->services[i].name;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -511,13 +594,10 @@ static int parse_cidr(struct parser *p, const struct tok *t, const char *s,
 
 static struct pset *find_set(struct parser *p, const char *s, int len)
 {
-	int i;
+	unsigned int pos;
+	int i = nidx_find(&p->set_idx, s, len, set_name, p, &pos);
 
-	for (i = 0; i < p->nsets; i++)
-		if ((int)strlen(p->sets[i].name) == len &&
-		    !memcmp(p->sets[i].name, s, (size_t)len))
-			return &p->sets[i];
-	return NULL;
+	return i < 0 ? NULL : &p->sets[i];
 }
 
 /* One item of a peer list: CIDR, !CIDR, @set, or (services only) any.
@@ -555,6 +635,14 @@ static int parse_peer_item(struct parser *p, struct plist *l, bool allow_any,
 				    tdesc(t, b, sizeof(b)),
 				    t->len - 1 > 40 ? 40 : t->len - 1, t->s + 1);
 		set->used = true;
+		/* Each @set copies its prefixes: bound the copies, or a chain
+		 * of sets each including the previous one costs quadratic
+		 * time and memory. */
+		if (p->expanded + set->l.n > PH_POLICY_MAX_SET_EXPANSION)
+			return perr(p, t->col,
+				    "@%s: sets expand to more than %d prefixes in this policy (each @set copies the prefixes of the set, and of every set it includes); use fewer or flatter nested sets",
+				    set->name, PH_POLICY_MAX_SET_EXPANSION);
+		p->expanded += set->l.n;
 		for (i = 0; i < set->l.n; i++)
 			if (plist_push(p, l, &set->l.e[i], t->col))
 				return -1;
@@ -713,9 +801,12 @@ static int add_set(struct parser *p, const struct tok *name,
 		p->sets = ns;
 		p->capsets = cap;
 	}
-	set = &p->sets[p->nsets++];
+	set = &p->sets[p->nsets];
 	memset(set, 0, sizeof(*set));
 	snprintf(set->name, sizeof(set->name), "%.*s", name->len, name->s);
+	if (nidx_add(&p->set_idx, p->nsets, set_name, p))
+		return perr(p, name->col, "out of memory");
+	p->nsets++;
 	set->line = p->line;
 	set->l = *l;
 	memset(l, 0, sizeof(*l)); /* now owned by the set */
@@ -1315,16 +1406,10 @@ static int check_limits(struct parser *p, struct svc_parse *sp)
 
 static struct ph_service *find_service(struct parser *p, const struct tok *t)
 {
-	int i;
+	unsigned int pos;
+	int i = nidx_find(&p->svc_idx, t->s, t->len, svc_name, p, &pos);
 
-	for (i = 0; i < p->pol->nservices; i++) {
-		struct ph_service *o = &p->pol->services[i];
-
-		if ((int)strlen(o->name) == t->len &&
-		    !memcmp(o->name, t->s, (size_t)t->len))
-			return o;
-	}
-	return NULL;
+	return i < 0 ? NULL : &p->pol->services[i];
 }
 
 static int grow_services(struct parser *p, int col)
@@ -1405,6 +1490,8 @@ static int add_service(struct parser *p, struct svc_parse *sp)
 	p->npeers += s->npeers;
 	p->nnat += s->nnat ? 1 : 0;
 	p->pol->services[idx] = *s;
+	if (nidx_add(&p->svc_idx, idx, svc_name, p))
+		return perr(p, s->col, "out of memory");
 	p->pol->nservices++;
 	memset(s, 0, sizeof(*s)); /* now owned by the policy */
 	return 0;
@@ -1795,6 +1882,8 @@ int ph_policy_load_buffer(const char *name, const char *text, size_t len,
 	for (i = 0; i < p.nsets; i++)
 		free(p.sets[i].l.e);
 	free(p.sets);
+	free(p.set_idx.slot);
+	free(p.svc_idx.slot);
 	free(p.sx);
 	free(p.toks);
 	if (ret)
@@ -1819,17 +1908,13 @@ static int file_error(const char *path, struct ph_policy *pol,
 	return -1;
 }
 
-int ph_policy_load_file(const char *path, struct ph_policy *pol,
-			struct ph_policy_error *err)
+int ph_policy_load_stream(FILE *f, const char *name, struct ph_policy *pol,
+			  struct ph_policy_error *err)
 {
 	size_t len = 0, cap = 1 << 16, n;
 	char *buf, *nb;
-	FILE *f;
 	int ret;
 
-	f = fopen(path, "rb");
-	if (!f)
-		return file_error(path, pol, err, "cannot open policy", errno);
 	buf = malloc(cap);
 	while (buf) {
 		n = fread(buf + len, 1, cap - len, f);
@@ -1844,13 +1929,29 @@ int ph_policy_load_file(const char *path, struct ph_policy *pol,
 	}
 	ret = !buf ? ENOMEM : ferror(f) ? (errno ? errno : EIO) :
 	      len > PH_POLICY_FILE_MAX ? EFBIG : 0;
-	fclose(f);
 	if (ret) {
 		free(buf);
-		return file_error(path, pol, err, "cannot read policy", ret);
+		return file_error(name, pol, err, "cannot read policy", ret);
 	}
-	ret = ph_policy_load_buffer(path, buf, len, pol, err);
+	ret = ph_policy_load_buffer(name, buf, len, pol, err);
 	free(buf);
+	return ret;
+}
+
+int ph_policy_load_file(const char *path, struct ph_policy *pol,
+			struct ph_policy_error *err)
+{
+	FILE *f;
+	int ret;
+
+	if (strlen(path) >= sizeof(pol->path))
+		return file_error(path, pol, err, "cannot open policy",
+				  ENAMETOOLONG);
+	f = fopen(path, "rb");
+	if (!f)
+		return file_error(path, pol, err, "cannot open policy", errno);
+	ret = ph_policy_load_stream(f, path, pol, err);
+	fclose(f);
 	return ret;
 }
 

@@ -8,6 +8,7 @@
 #ifndef PH_USER_POLICY_H
 #define PH_USER_POLICY_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -19,6 +20,13 @@
 #define PH_POLICY_FILE_MAX (16u << 20)
 /* Peer entries of one policy (all its sets' tries together). */
 #define PH_POLICY_MAX_PEER_ENTRIES (PH_MAX_PEERS / 2)
+/*
+ * Prefixes copied out of sets (every @name copies the set's prefixes, and
+ * those of the sets it includes) in one policy: keeps checking linear in
+ * the file and its memory bounded. 32 times the peer entries a policy can
+ * hold, so no policy that fits the maps comes near it.
+ */
+#define PH_POLICY_MAX_SET_EXPANSION (32 * PH_POLICY_MAX_PEER_ENTRIES)
 /* ftp-ttl: default and bounds, milliseconds. */
 #define PH_FTP_TTL_DEFAULT_MS 30000u
 #define PH_FTP_TTL_MIN_MS 1000u
@@ -74,7 +82,7 @@ struct ph_note {
 };
 
 struct ph_policy {
-	char path[256];
+	char path[PATH_MAX];
 	/* settings */
 	__u8 default_verdict[PH_DIR_MAX]; /* enum ph_action */
 	__u8 icmp_echo[PH_DIR_MAX];       /* enum ph_action */
@@ -96,7 +104,7 @@ struct ph_policy {
 /* Error detail: "file:line:col: message". line 0: the file itself (e.g.
  * cannot be read); col counts bytes from 1. */
 struct ph_policy_error {
-	char file[256];
+	char file[PATH_MAX];
 	int line, col;
 	char msg[512];
 };
@@ -105,6 +113,10 @@ struct ph_policy_error {
  * error *pol holds nothing (freed and zeroed). */
 int ph_policy_load_file(const char *path, struct ph_policy *pol,
 			struct ph_policy_error *err);
+/* Same from an open stream (e.g. stdin for `pinhole check -`); name is
+ * used in messages and as the policy's path. */
+int ph_policy_load_stream(FILE *f, const char *name, struct ph_policy *pol,
+			  struct ph_policy_error *err);
 /* Same from a string (name is used in messages). */
 int ph_policy_load_string(const char *name, const char *text,
 			  struct ph_policy *pol, struct ph_policy_error *err);
@@ -121,6 +133,15 @@ void ph_policy_error_format(const struct ph_policy_error *err, char *buf,
 /* `pinhole check` output: human summary, or JSON when json is true. */
 void ph_policy_print_summary(const struct ph_policy *pol, FILE *out,
 			     bool json);
+
+/*
+ * The policy in the policy language, normalised (docs/policy.md, "pinhole
+ * show"): every setting, one line per service in service order, sets
+ * expanded, ports sorted, peers in canonical order, no comments. It parses
+ * back to the same compiled policy; `pinhole check --print FILE` and
+ * `pinhole show` both print through it, so the two can be diffed.
+ */
+void ph_policy_print_source(const struct ph_policy *pol, FILE *out);
 
 /* Service name of rule i (for stats/flows output); "?" if out of range. */
 const char *ph_policy_rule_service(const struct ph_policy *pol, int rule);

@@ -4,6 +4,7 @@
  * table or as JSON with the same content (docs/policy.md).
  */
 #include <arpa/inet.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "policy.h"
@@ -23,6 +24,18 @@ void ph_policy_error_format(const struct ph_policy_error *err, char *buf,
 	else
 		snprintf(buf, len, "%s: error: %s", err->file, err->msg);
 }
+
+/* Service flags as the language writes them, in the order every output
+ * lists them. */
+static const struct {
+	__u16 flag;
+	const char *word;
+} flag_words[] = {
+	{ PH_RF_FTP_TRACK, "ftp-track" },
+	{ PH_RF_FTPS_RANGE, "ftps-range" },
+	{ PH_RF_FTPS_IMPLICIT, "ftps-implicit" },
+};
+#define NFLAG_WORDS (sizeof(flag_words) / sizeof(flag_words[0]))
 
 static const char *verdict(__u8 action)
 {
@@ -119,12 +132,9 @@ static void cell_flags(__u16 flags, char *buf, size_t len)
 	bool full = false;
 
 	buf[0] = 0;
-	if (flags & PH_RF_FTP_TRACK)
-		cell_add(buf, len, "ftp-track", &full);
-	if (flags & PH_RF_FTPS_RANGE)
-		cell_add(buf, len, "ftps-range", &full);
-	if (flags & PH_RF_FTPS_IMPLICIT)
-		cell_add(buf, len, "ftps-implicit", &full);
+	for (size_t i = 0; i < NFLAG_WORDS; i++)
+		if (flags & flag_words[i].flag)
+			cell_add(buf, len, flag_words[i].word, &full);
 	if (!buf[0])
 		snprintf(buf, len, "-");
 }
@@ -239,21 +249,29 @@ static void print_ftp(const struct ph_policy *pol, FILE *out)
 	}
 }
 
-static void print_human(const struct ph_policy *pol, FILE *out)
+/* The settings through three formats: default in/out, icmp-echo in/out
+ * (two %s each), ftp-ttl (one %s). */
+static void print_settings(const struct ph_policy *pol, FILE *out,
+			   const char *def, const char *icmp, const char *ttl_fmt)
 {
 	char ttl[16];
-	int i;
 
 	fmt_ttl(pol->ftp_ttl_ms, ttl, sizeof(ttl));
+	fprintf(out, def, verdict(pol->default_verdict[PH_DIR_IN]),
+		verdict(pol->default_verdict[PH_DIR_OUT]));
+	fprintf(out, icmp, verdict(pol->icmp_echo[PH_DIR_IN]),
+		verdict(pol->icmp_echo[PH_DIR_OUT]));
+	fprintf(out, ttl_fmt, ttl);
+}
+
+static void print_human(const struct ph_policy *pol, FILE *out)
+{
+	int i;
+
 	fprintf(out, "policy: %s\n", pol->path);
 	fprintf(out, "settings:\n");
-	fprintf(out, "  default    in %s, out %s\n",
-		verdict(pol->default_verdict[PH_DIR_IN]),
-		verdict(pol->default_verdict[PH_DIR_OUT]));
-	fprintf(out, "  icmp-echo  in %s, out %s\n",
-		verdict(pol->icmp_echo[PH_DIR_IN]),
-		verdict(pol->icmp_echo[PH_DIR_OUT]));
-	fprintf(out, "  ftp-ttl    %s\n", ttl);
+	print_settings(pol, out, "  default    in %s, out %s\n",
+		       "  icmp-echo  in %s, out %s\n", "  ftp-ttl    %s\n");
 	print_services(pol, out);
 	print_ftp(pol, out);
 	fprintf(out, "rules: %d of %d\n", pol->nrules, PH_MAX_RULES);
@@ -321,12 +339,12 @@ static void json_flags(FILE *out, __u16 flags)
 	const char *sep = "";
 
 	fputc('[', out);
-	if (flags & PH_RF_FTP_TRACK)
-		fprintf(out, "%s\"ftp-track\"", sep), sep = ", ";
-	if (flags & PH_RF_FTPS_RANGE)
-		fprintf(out, "%s\"ftps-range\"", sep), sep = ", ";
-	if (flags & PH_RF_FTPS_IMPLICIT)
-		fprintf(out, "%s\"ftps-implicit\"", sep), sep = ", ";
+	for (size_t i = 0; i < NFLAG_WORDS; i++)
+		if (flags & flag_words[i].flag) {
+			fprintf(out, "%s\"%s\"", sep, flag_words[i].word);
+			sep = ", ";
+		}
+	/* a compiled rule only: the language has no such flag */
 	if (flags & PH_RF_ACTIVE_GUARD)
 		fprintf(out, "%s\"active-guard\"", sep);
 	fputc(']', out);
@@ -435,4 +453,109 @@ void ph_policy_print_summary(const struct ph_policy *pol, FILE *out,
 		print_json(pol, out);
 	else
 		print_human(pol, out);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Source: the compiled policy in the policy language                      */
+/* ---------------------------------------------------------------------- */
+
+struct peer_ref {
+	const struct ph_peer_key *key;
+	__u8 action;
+};
+
+/* Canonical peer order: ::/0 ("any") first, then by address, a prefix
+ * before the longer prefixes inside it. */
+static int cmp_peer_ref(const void *a, const void *b)
+{
+	const struct peer_ref *x = a, *y = b;
+	int c;
+
+	if (!x->key->prefixlen != !y->key->prefixlen)
+		return x->key->prefixlen ? 1 : -1;
+	c = memcmp(x->key->addr, y->key->addr, sizeof(x->key->addr));
+	if (c)
+		return c;
+	return x->key->prefixlen < y->key->prefixlen ? -1 :
+	       x->key->prefixlen > y->key->prefixlen;
+}
+
+static void source_peers(const struct ph_service *s, FILE *out)
+{
+	struct peer_ref *r;
+	char buf[64];
+	int i;
+
+	if (s->action == PH_ACT_DROP)
+		return; /* a deny service takes no peer list */
+	fputs(s->dir == PH_DIR_IN ? " from " : " to ", out);
+	if ((s->flags & PH_RF_PEER_ANY) || !s->npeers) {
+		fputs("any", out);
+		return;
+	}
+	r = calloc((size_t)s->npeers, sizeof(*r));
+	if (!r) {
+		fputs("?", out); /* out of memory: say so in the text */
+		return;
+	}
+	for (i = 0; i < s->npeers; i++) {
+		r[i].key = &s->peers[i];
+		r[i].action = s->peer_vals[i].action;
+	}
+	qsort(r, (size_t)s->npeers, sizeof(*r), cmp_peer_ref);
+	for (i = 0; i < s->npeers; i++) {
+		ph_peer_format(r[i].key, buf, sizeof(buf));
+		/* "any" alone would compile to no trie at all (PEER_ANY):
+		 * a lone ::/0 in the trie is written as such. */
+		if (s->npeers == 1 && !r[i].key->prefixlen)
+			snprintf(buf, sizeof(buf), "::/0");
+		fprintf(out, "%s%s%s", i ? ", " : "",
+			r[i].action == PH_ACT_DROP ? "!" : "", buf);
+	}
+	free(r);
+}
+
+/* nat-address and a non-default active-port, as written. */
+static void source_ftp(const struct ph_service *s, FILE *out)
+{
+	__u16 def = s->flags & PH_RF_FTPS_IMPLICIT ?
+			    PH_ACTIVE_PORT_FTPS_IMPLICIT :
+			    PH_ACTIVE_PORT_FTP;
+	char a[64];
+
+	for (int j = 0; j < s->nnat; j++) {
+		fmt_host(s->nat[j], a, sizeof(a));
+		fprintf(out, "%s%s", j ? ", " : " nat-address ", a);
+	}
+	if (s->active_port && s->active_port != def)
+		fprintf(out, " active-port %u", s->active_port);
+}
+
+void ph_policy_print_source(const struct ph_policy *pol, FILE *out)
+{
+	char range[16];
+	int i, k;
+
+	print_settings(pol, out, "default in %s\ndefault out %s\n",
+		       "icmp-echo in %s\nicmp-echo out %s\n", "ftp-ttl %s\n");
+	for (i = 0; i < pol->nservices; i++) {
+		const struct ph_service *s = &pol->services[i];
+
+		fprintf(out, "service %s %s %s%s ", s->name,
+			s->dir == PH_DIR_IN ? "in" : "out",
+			proto_text(s->l4_mask), s->match_sport ? " sport" : "");
+		for (k = 0; k < s->nranges; k++) {
+			fmt_range(s->ranges[k].lo, s->ranges[k].hi, range,
+				  sizeof(range));
+			fprintf(out, "%s%s", k ? "," : "", range);
+		}
+		source_peers(s, out);
+		if (s->action == PH_ACT_DROP)
+			fputs(" deny", out);
+		for (size_t f = 0; f < NFLAG_WORDS; f++)
+			if (s->flags & flag_words[f].flag)
+				fprintf(out, " %s", flag_words[f].word);
+		source_ftp(s, out);
+		fputc('\n', out);
+	}
 }

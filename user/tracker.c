@@ -31,6 +31,7 @@
 #include <sys/random.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <syslog.h>
 #include <time.h>
@@ -1743,6 +1744,31 @@ static void clear_sessions(int fd)
 			break;
 }
 
+/* Does a syslog daemon take datagrams (or streams) on path? errno tells
+ * why not. */
+static bool syslog_listens(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int types[] = { SOCK_DGRAM, SOCK_STREAM }, e = ENOENT;
+
+	ph_strlcpy(sa.sun_path, path, sizeof(sa.sun_path));
+	for (size_t i = 0; i < ARRAY_SIZE(types); i++) {
+		int fd = socket(AF_UNIX, types[i] | SOCK_CLOEXEC, 0), ok;
+
+		if (fd < 0)
+			return false;
+		ok = !connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+		e = ok ? 0 : errno;
+		close(fd);
+		if (ok)
+			return true;
+		if (e != EPROTOTYPE)
+			break;
+	}
+	errno = e;
+	return false;
+}
+
 int ph_trk_runner_open(struct ph_trk_runner **out, const char *pin_dir,
 		       const struct ph_trk_run_opts *o)
 {
@@ -1790,10 +1816,21 @@ int ph_trk_runner_open(struct ph_trk_runner **out, const char *pin_dir,
 		ph_trk_runner_close(r);
 		return PH_EXIT_ENV;
 	}
+	if (r->syslog && !syslog_listens(PH_SYSLOG_PATH)) {
+		/* syslog(3) drops every line silently without a daemon. */
+		pr_warn("--syslog: nothing listens on %s (%s; no syslog daemon?); logging to stderr instead",
+			PH_SYSLOG_PATH, strerror(errno));
+		r->syslog = false;
+	}
 	if (r->syslog)
 		openlog("pinhole", LOG_PID, LOG_DAEMON);
 	*out = r;
 	return PH_EXIT_OK;
+}
+
+bool ph_trk_runner_syslog(const struct ph_trk_runner *r)
+{
+	return r->syslog;
 }
 
 static int signal_epoll(struct ph_trk_runner *r, const sigset_t *stop,

@@ -169,6 +169,12 @@ int ph_trk_runner_open(struct ph_trk_runner **out, const char *pin_dir,
  * it. Returns 0 when the instance disappeared (detached elsewhere), or a
  * negative errno on a fatal error (after a message). */
 int ph_trk_runner_loop(struct ph_trk_runner *r, const sigset_t *stop);
+
+/* The socket syslog(3) writes to. */
+#define PH_SYSLOG_PATH "/dev/log"
+/* Does the runner log to syslog? False with --syslog when nothing listens
+ * on PH_SYSLOG_PATH (it then logs to stderr, and said so). */
+bool ph_trk_runner_syslog(const struct ph_trk_runner *r);
 void ph_trk_runner_close(struct ph_trk_runner *r);
 
 #endif /* PH_USER_TRACKER_H */

@@ -127,7 +127,8 @@ static __always_inline int ph_flows_hit(const struct ph_flow_key *k,
  */
 static __always_inline void ph_half_open_add(const struct ph_flow_key *k,
 					     __u8 origin, __u8 flags,
-					     __u16 rule, __u32 session,
+					     __u16 rule, __u16 svc,
+					     __u32 session,
 					     struct ph_clock *clk)
 {
 	__u64 now = ph_clock_ns(clk);
@@ -138,6 +139,7 @@ static __always_inline void ph_half_open_add(const struct ph_flow_key *k,
 		.origin = origin,
 		.flags = flags,
 		.rule = rule,
+		.svc_id = svc,
 		.session = session,
 	};
 
@@ -179,11 +181,13 @@ static __always_inline int ph_promote(const struct ph_flow_key *k,
  *   first packet came in: the peer's ACK (without SYN) arriving, or for UDP
  *     our reply leaving.
  * A RST from either side ends the attempt. With @ctrl, the promotion of an
- * FTP control connection returns PH_CTRL_PROMOTED.
+ * FTP control connection returns PH_CTRL_PROMOTED. Passing, *svc gets the
+ * entry's service counter id.
  */
 static __always_inline __u32 ph_half_open_hit(const struct ph_flow_key *k,
 					      const struct ph_pkt *p, int dir,
-					      struct ph_clock *clk, int ctrl)
+					      struct ph_clock *clk, int ctrl,
+					      __u16 *svc)
 {
 	struct ph_flow *f = bpf_map_lookup_elem(&half_open, k);
 	int is_reply;
@@ -198,6 +202,7 @@ static __always_inline __u32 ph_half_open_hit(const struct ph_flow_key *k,
 		bpf_map_delete_elem(&half_open, k);
 		return PH_CONTINUE;
 	}
+	*svc = f->svc_id;
 	/* Does this packet travel opposite to the first one? */
 	is_reply = !!(f->flags & PH_FF_INIT_OUT) == (dir == PH_DIR_IN);
 

@@ -30,6 +30,7 @@
 
 #include "common.h"
 #include "policy.h"
+#include "monitor.h"
 
 #define PH_FF_CTRL_ANY (PH_FF_FTP_CTRL | PH_FF_FTPS_CTRL)
 
@@ -1298,6 +1299,7 @@ static __always_inline void ph_ftp_install(struct ph_ftp_scratch *sc)
 	}
 	PH_FTP_STAT(events);
 	PH_FTP_STAT(pinholes);
+	ph_mon_pinhole(&sc->cand, e.dir, e.session, e.deadline_ns);
 	__builtin_memcpy(&sc->ps.pinhole, &sc->cand, sizeof(sc->cand));
 	sc->ps.flags |= PH_FTPC_PINHOLE;
 }

@@ -131,11 +131,53 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, PH_COUNTER_ENTRIES);
+	__uint(max_entries, PH_COUNTER_IF_ENTRIES);
 	__type(key, __u32);
 	__type(value, struct ph_counter);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } counters SEC(".maps");
+
+/* Per service counter id (pinhole.h, "Service counters"). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, PH_SVC_COUNTER_ENTRIES);
+	__type(key, __u32);
+	__type(value, struct ph_counter);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} svc_counters SEC(".maps");
+
+/* Written by userspace only: the service name of each counter id. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, PH_SVC_MAX);
+	__type(key, __u32);
+	__type(value, struct ph_svc_name);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} svc_ids SEC(".maps");
+
+/* pinhole monitor (pinhole.h, "Monitor"): its own ring, apart from the FTP
+ * tracker's events, and written only while a monitor listens. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, PH_MONITOR_RINGBUF_SIZE);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} monitor SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ph_monitor_ctl);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} monitor_ctl SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ph_monitor_tb);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} monitor_tb SEC(".maps");
 
 /* Written by userspace only: which interfaces carry this instance. */
 struct {

@@ -58,11 +58,11 @@ static __always_inline __u32 ph_port_lookup2(const struct ph_policy *pol,
 /*
  * Applies rule @v (index + 1) to a packet from/to @remote. Returns
  * PASS_POLICY, DROP_DENY_RULE, DROP_PEER or the fail reason; *flags gets the
- * rule's PH_RF_* flags.
+ * rule's PH_RF_* flags, *svc its service counter id.
  */
 static __always_inline __u32 ph_rule_verdict(const struct ph_policy *pol,
 					     int v, const __u32 *remote,
-					     __u16 *flags)
+					     __u16 *flags, __u16 *svc)
 {
 	struct ph_peer_key pk;
 	struct ph_peer_val *pv;
@@ -77,6 +77,7 @@ static __always_inline __u32 ph_rule_verdict(const struct ph_policy *pol,
 	if (!r)
 		return ph_fail_reason();
 	*flags = r->flags;
+	*svc = r->svc_id;
 	if (r->flags & PH_RF_ACTIVE_GUARD)
 		return PH_R_DROP_FTP_ACTIVE; /* the caller: ph_guard_verdict() */
 	if (r->action != PH_ACT_ALLOW)

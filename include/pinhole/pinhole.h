@@ -92,9 +92,22 @@ enum ph_dir {
 	PH_DIR_MAX,
 };
 
-/* counters: per-CPU array, index PH_COUNTER_IDX(dir, reason). */
+/*
+ * counters: per-CPU array, index PH_COUNTER_IF_IDX(ifslot, dir, reason), the
+ * interface slot being PH_IFACE_SLOT(ifindex) of the device the packet
+ * crossed: per-interface counters at no extra lookup. Readers fold the
+ * slots into PH_COUNTER_IDX(dir, reason) (PH_COUNTER_ENTRIES); userspace
+ * zeroes a slot when it attaches an interface no other attached interface
+ * shares it with (ifindex values PH_IFACE_SLOTS apart share a slot, and
+ * are then reported together).
+ */
+#define PH_IFACE_SLOTS 64 /* a power of two */
+#define PH_IFACE_SLOT(ifindex) ((__u32)(ifindex) & (PH_IFACE_SLOTS - 1))
 #define PH_COUNTER_IDX(dir, reason) ((dir) * PH_R_MAX + (reason))
 #define PH_COUNTER_ENTRIES (PH_DIR_MAX * PH_R_MAX)
+#define PH_COUNTER_IF_IDX(ifslot, dir, reason)                                 \
+	((ifslot) * PH_COUNTER_ENTRIES + PH_COUNTER_IDX(dir, reason))
+#define PH_COUNTER_IF_ENTRIES (PH_IFACE_SLOTS * PH_COUNTER_ENTRIES)
 
 struct ph_counter {
 	__u64 packets;
@@ -169,7 +182,7 @@ struct ph_rule {
 	__u16 port_lo; /* host byte order, inclusive */
 	__u16 port_hi;
 	__u16 peer_set; /* peers index in the slot when !(flags & PH_RF_PEER_ANY) */
-	__u16 pad1;
+	__u16 svc_id;   /* service counter id (svc_ids), 0: not counted */
 };
 
 /*
@@ -219,6 +232,9 @@ struct ph_slot_meta {
 	__u64 loaded_ns;    /* CLOCK_MONOTONIC when this slot was written */
 };
 
+/* Room for a policy path in struct ph_state: Linux's PATH_MAX. */
+#define PH_POLICY_PATH_MAX 4096
+
 /* state: array [1]. */
 struct ph_state {
 	__u32 active_slot;
@@ -227,7 +243,10 @@ struct ph_state {
 	__u8 fail_open;       /* copy of ph_load_cfg.fail_open (for status) */
 	__u8 pad;
 	__u16 failsafe_port;  /* copy of ph_load_cfg.failsafe_port (for status) */
-	char policy[224];     /* path of the policy in force (for status) */
+	/* Absolute path of the policy in force (status, show), whole: a path
+	 * is at most PATH_MAX - 1 bytes, and longer ones are refused when the
+	 * policy is loaded. Written with the flip, in the same update. */
+	char policy[PH_POLICY_PATH_MAX];
 };
 
 /* service_names: array [PH_SLOTS * PH_MAX_RULES], index slot * PH_MAX_RULES
@@ -281,7 +300,7 @@ struct ph_flow {
 	__u8 flags;  /* PH_FF_* */
 	__u8 pad0;
 	__u16 rule;  /* rule index + 1 that admitted it (0: none) */
-	__u16 pad1;
+	__u16 svc_id; /* service counter id of that rule (0: none) */
 	__u32 session; /* FTP session id for control and data flows */
 	__u32 checked_jiffies; /* datapath-private (low 32 bits of jiffies at
 				* the last timeout check); userspace writes 0 */
@@ -375,10 +394,88 @@ struct ph_iface {
 	__u32 tc_handle;      /* our egress filter: handle and priority */
 	__u16 tc_priority;
 	__u8 tc_hook_created; /* 1: we created clsact, so detach destroys it */
-	__u8 pad;
+	__u8 xdp_dispatcher;  /* 1: xdp_prog_id is a member of libxdp's
+			       * dispatcher, not attached to the device */
 	__u64 netns_ino;      /* network namespace of ifindex (/proc/self/ns/net) */
 };
 #define PH_IFACES_MAX 64
+
+/* ---------------------------------------------------------------------- */
+/* Service counters. Userspace gives every service name a counter id that  */
+/* stays the same across reloads while the name exists in either slot     */
+/* (svc_ids[id] holds the name), and writes it into each of its rules     */
+/* (ph_rule.svc_id); flows inherit it, so pass_flow traffic is counted    */
+/* under the service that admitted the connection. Id 0: not counted.      */
+/* svc_counters: per-CPU array, index PH_SVC_IDX(dir, drop, id).           */
+/* ---------------------------------------------------------------------- */
+#define PH_SVC_MAX 4096
+#define PH_SVC_IDX(dir, drop, id)                                              \
+	(((__u32)(dir) * 2 + (__u32)(drop)) * PH_SVC_MAX + (__u32)(id))
+#define PH_SVC_COUNTER_ENTRIES (PH_DIR_MAX * 2 * PH_SVC_MAX)
+
+struct ph_svc_name {
+	char name[64]; /* "": free */
+	__u32 generation; /* ph_state.generation that last used it */
+	__u32 pad;
+};
+
+/* ---------------------------------------------------------------------- */
+/* Monitor (pinhole monitor): events into the `monitor` ring buffer, only  */
+/* while a monitor listens. monitor_ctl[0] is written by the monitor; the  */
+/* datapath emits while deadline_ns (CLOCK_MONOTONIC_COARSE) lies ahead,   */
+/* and clears `on` itself once it has passed, so a monitor that died costs */
+/* one array lookup per packet again within a refresh period.              */
+/* ---------------------------------------------------------------------- */
+#define PH_MONITOR_RINGBUF_SIZE (256 * 1024)
+#define PH_MON_REFRESH_S 1 /* the monitor rewrites the deadline this often */
+#define PH_MON_LEASE_S 5   /* ... PH_MON_LEASE_S ahead */
+
+/* monitor_ctl.what */
+#define PH_MON_W_FLOW (1u << 0)    /* new connections admitted */
+#define PH_MON_W_PINHOLE (1u << 1) /* pinholes opened and used */
+#define PH_MON_W_DROP (1u << 2)    /* drops, sampled: token bucket */
+
+struct ph_monitor_ctl {
+	__u32 on;
+	__u32 what;       /* PH_MON_W_* */
+	__u64 deadline_ns;
+	__u32 drop_rate;  /* drop events per second per CPU */
+	__u32 drop_burst; /* bucket depth */
+};
+
+/* monitor_tb: per-CPU array [1], the drop sampler's bucket. */
+struct ph_monitor_tb {
+	__u64 last_ns;   /* last refill */
+	__u64 tokens_x;  /* tokens * PH_NSEC_PER_SEC (fixed point) */
+	__u64 suppressed; /* drops not reported since the last drop event */
+};
+
+enum ph_mon_type {
+	PH_MON_FLOW_NEW = 1, /* a connection admitted (its opening packet) */
+	PH_MON_PINHOLE_OPEN = 2, /* the datapath's FTP parser opened one */
+	PH_MON_PINHOLE_USED = 3, /* a connection admitted through one */
+	PH_MON_DROP = 4,
+};
+
+struct ph_mon_event {
+	__u64 ts_ns;   /* CLOCK_MONOTONIC_COARSE */
+	__u8 type;     /* enum ph_mon_type */
+	__u8 dir;      /* enum ph_dir */
+	__u8 reason;   /* enum ph_reason */
+	__u8 proto;    /* IPPROTO_*; 0: packet not parsed */
+	__u16 svc_id;  /* service counter id (svc_ids), 0: none */
+	__u8 family;   /* 4 or 6 */
+	__u8 tcp_flags;
+	__u32 ifindex;
+	__u32 len;     /* frame / skb length */
+	__u64 suppressed; /* PH_MON_DROP: drops not reported before this one */
+	__u8 src[16];  /* network order, v4-mapped; PINHOLE_OPEN: remote */
+	__u8 dst[16];  /* PINHOLE_OPEN: local */
+	__be16 sport;  /* PINHOLE_OPEN: remote port (0: any) */
+	__be16 dport;  /* PINHOLE_OPEN: local port (0: any) */
+	__u32 session; /* PINHOLE_*: FTP session id */
+	__u64 deadline_ns; /* PINHOLE_OPEN: expiry */
+};
 
 /* ---------------------------------------------------------------------- */
 /* Load-time options: `const volatile struct ph_load_cfg ph_cfg` in each   */

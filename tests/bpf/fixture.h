@@ -459,19 +459,20 @@ static inline void key_of(const struct pkt_spec *p, int dir,
 	k->rport = htons(dir == IN ? p->sport : p->dport);
 }
 
+/* The reason counters, interface slots folded (PH_COUNTER_IDX). */
 static inline void read_counters(struct fx *f, struct ph_counter *out)
 {
 	struct ph_counter vals[f->ncpus];
 	__u32 i;
 	int c;
 
-	for (i = 0; i < PH_COUNTER_ENTRIES; i++) {
-		out[i].packets = out[i].bytes = 0;
+	memset(out, 0, sizeof(*out) * PH_COUNTER_ENTRIES);
+	for (i = 0; i < PH_COUNTER_IF_ENTRIES; i++) {
 		if (bpf_map_lookup_elem(f->counters, &i, vals))
 			continue;
 		for (c = 0; c < f->ncpus; c++) {
-			out[i].packets += vals[c].packets;
-			out[i].bytes += vals[c].bytes;
+			out[i % PH_COUNTER_ENTRIES].packets += vals[c].packets;
+			out[i % PH_COUNTER_ENTRIES].bytes += vals[c].bytes;
 		}
 	}
 }

@@ -203,13 +203,15 @@ static int read_percpu_packets(int fd, __u32 n, __u64 *out)
 
 static void snapshot_reasons(const struct prog_maps *m, __u64 *r)
 {
-	__u64 all[PH_COUNTER_ENTRIES];
+	static __u64 all[PH_COUNTER_IF_ENTRIES];
 
 	memset(r, 0, sizeof(__u64) * PH_R_MAX);
-	if (m->counters < 0 || read_percpu_packets(m->counters, PH_COUNTER_ENTRIES, all))
+	if (m->counters < 0 || read_percpu_packets(m->counters, PH_COUNTER_IF_ENTRIES, all))
 		return;
-	for (int i = 0; i < PH_R_MAX; i++)
-		r[i] = all[PH_COUNTER_IDX(PH_DIR_IN, i)];
+	/* every interface slot */
+	for (__u32 s = 0; s < PH_IFACE_SLOTS; s++)
+		for (int i = 0; i < PH_R_MAX; i++)
+			r[i] += all[PH_COUNTER_IF_IDX(s, PH_DIR_IN, i)];
 }
 
 /* ------------------------------------------------------------------ */
@@ -1037,16 +1039,18 @@ static int cmd_count(int argc, char **argv)
 {
 	long id = argc > 2 && !strcmp(argv[1], "--prog-id") ? atol(argv[2]) : 0;
 	int fd = open_prog(id, NULL);
-	__u64 v[PH_COUNTER_ENTRIES] = {}, drop = 0, pass = 0;
+	static __u64 v[PH_COUNTER_IF_ENTRIES];
+	__u64 drop = 0, pass = 0;
 	struct prog_maps m;
 	const char *src;
 
 	find_maps(fd, &m);
 	if (m.counters >= 0) {
 		src = "pinhole counters";
-		read_percpu_packets(m.counters, PH_COUNTER_ENTRIES, v);
-		for (int r = 0; r < PH_R_MAX; r++) {
-			__u64 n = v[PH_COUNTER_IDX(PH_DIR_IN, r)];
+		read_percpu_packets(m.counters, PH_COUNTER_IF_ENTRIES, v);
+		for (__u32 i = 0; i < PH_COUNTER_IF_ENTRIES; i++) {
+			int r = i % PH_R_MAX;
+			__u64 n = i % PH_COUNTER_ENTRIES < PH_R_MAX ? v[i] : 0;
 
 			if (PH_REASON_IS_DROP(r))
 				drop += n;
