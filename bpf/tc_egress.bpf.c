@@ -132,11 +132,11 @@ static __always_inline __u32 egress_policy(const struct ph_flow_key *k,
 
 	if ((reason == PH_R_PASS_POLICY || reason == PH_R_PASS_DEFAULT) &&
 	    ph_pkt_opens(p))
-		ph_half_open_add(k, PH_FO_OUTBOUND,
+		ph_half_open_add(k, p, PH_FO_OUTBOUND,
 				 PH_FF_INIT_OUT | ph_rule_flow_flags(rflags),
 				 v, *svc, 0, clk);
 	else if (reason == PH_R_PASS_FTPS_ACTIVE && ph_pkt_opens(p))
-		ph_half_open_add(k, PH_FO_FTPS, PH_FF_INIT_OUT, v, *svc, 0,
+		ph_half_open_add(k, p, PH_FO_FTPS, PH_FF_INIT_OUT, v, *svc, 0,
 				 clk);
 	return reason;
 }
@@ -166,6 +166,46 @@ __attribute__((noinline)) int ph_tc_copy(struct __sk_buff *skb, __u32 i)
 }
 
 /*
+ * The checksum check of ftp.h ("TCP checksums") for a segment the local
+ * stack sends. Its own segments carry only the pseudo-header sum
+ * (CHECKSUM_PARTIAL: the device or the software fallback completes it
+ * after this hook), or a complete one: both are accepted, so the local
+ * stack's segments are trusted by construction, and so is a segment
+ * longer than what is summed (a TSO/GSO super-packet is always partial).
+ * What fails is a locally forged one (a raw socket) with a wrong value.
+ * Global: verified once.
+ */
+__attribute__((noinline)) int ph_tc_csum(struct __sk_buff *skb)
+{
+	__u32 idx = PH_DIR_OUT, i;
+	struct ph_ftp_scratch *sc = bpf_map_lookup_elem(&ftp_scratch, &idx);
+	__u64 thl, ihl; /* 64 bits, fenced: the checked register is the one
+			 * the helper gets */
+
+	if (!sc)
+		return PH_CS_BAD;
+	thl = sc->in.payload_off - sc->in.l4_off;
+	ihl = sc->in.l4_off - sc->in.l3_off;
+	asm volatile("" : "+r"(thl), "+r"(ihl));
+	if (thl < 20 || thl > 60)
+		return PH_CS_BAD;
+	if (ph_key_is_v4(&sc->in.key) &&
+	    (ihl < 20 || ihl > 60 ||
+	     bpf_skb_load_bytes(skb, sc->in.l3_off, sc->cs_ip, ihl)))
+		return PH_CS_BAD;
+	if (bpf_skb_load_bytes(skb, sc->in.l4_off, sc->cs_th, thl))
+		return PH_CS_BAD;
+	if (sc->in.payload_len > PH_CS_MAX)
+		return PH_CS_OK;
+	sc->cs_sum = 0;
+#pragma clang loop unroll(disable)
+	for (i = 0; i < PH_CTRL_CHUNKS && !sc->in.unverified; i++)
+		if (ph_ftp_csum_chunk(sc, i, ph_tc_copy(skb, i)))
+			sc->in.unverified = 1;
+	return ph_ftp_csum_judge(PH_DIR_OUT, thl, 1);
+}
+
+/*
  * The FTP work for the packet stashed in the scratch (ph_ftp_stash()),
  * up to the records: start the segment. (Sessions start on ingress: the
  * handshake completes there.) Returns non-zero if records follow. Global,
@@ -181,6 +221,17 @@ __attribute__((noinline)) int ph_tc_ftp(struct __sk_buff *skb, __u32 what)
 		return 0;
 	sc->in.what = what;
 	sc->claimed = 0;
+	sc->ack = 0;
+	/* What the local stack accepted of the peer's stream: a pure ACK is
+	 * reported only if the parser missed bytes of it, a segment with
+	 * payload carries it in its record. */
+	if ((sc->in.what & PH_FTP_DO_ACK) &&
+	    !bpf_skb_load_bytes(skb, sc->in.l4_off + 8, &wire, 4)) {
+		sc->ack = bpf_ntohl(wire);
+		if (ph_ftp_acked(PH_DIR_OUT, sc->ack) &&
+		    !(sc->in.what & PH_FTP_DO_DATA))
+			ph_ftp_ack_report(PH_DIR_OUT);
+	}
 	if (!(sc->in.what & PH_FTP_DO_DATA) ||
 	    bpf_skb_load_bytes(skb, sc->in.l4_off + 4, &wire, 4))
 		return 0;
@@ -197,8 +248,8 @@ static __always_inline __u32 egress_ctrl_flow(struct __sk_buff *skb,
 {
 	__u32 reason;
 
-	PH_FTP_CTRL_FLOW(reason, PH_DIR_OUT, skb, ph_tc_ftp, ph_tc_copy, p, k,
-			 f, clk);
+	PH_FTP_CTRL_FLOW(reason, PH_DIR_OUT, skb, ph_tc_ftp, ph_tc_copy,
+			 ph_tc_csum, p, k, f, clk);
 	return reason;
 }
 
@@ -228,6 +279,8 @@ static __always_inline __u32 egress_verdict(struct __sk_buff *skb,
 	f = p->proto == IPPROTO_TCP && ph_tcp_is_syn(p) ?
 		    NULL :
 		    bpf_map_lookup_elem(&flows, &k);
+	if (f && ph_flow_superseded(f, &k, p))
+		f = NULL;
 	if (f) {
 		/* Read first: a RST deletes the entry. */
 		__u16 fsvc = f->svc_id;
@@ -252,8 +305,8 @@ static __always_inline __u32 egress_verdict(struct __sk_buff *skb,
 	if (ph_pkt_opens(p)) {
 		exp = ph_expect_take(&k, PH_DIR_OUT, &clk, &session);
 		if (exp == PH_EXP_TAKEN) {
-			ph_half_open_add(&k, PH_FO_EXPECT, PH_FF_INIT_OUT, 0,
-					 0, session, &clk);
+			ph_half_open_add(&k, p, PH_FO_EXPECT, PH_FF_INIT_OUT,
+					 0, 0, session, &clk);
 			return PH_R_PASS_EXPECT;
 		}
 	}

@@ -177,7 +177,7 @@ static __always_inline __u32 ingress_syn(struct xdp_md *ctx,
 	if (watch_exp) {
 		exp = ph_expect_take(k, PH_DIR_IN, clk, &session);
 		if (exp == PH_EXP_TAKEN) {
-			ph_half_open_add(k, PH_FO_EXPECT, 0, 0, 0, session,
+			ph_half_open_add(k, p, PH_FO_EXPECT, 0, 0, 0, session,
 					 clk);
 			return PH_R_PASS_EXPECT;
 		}
@@ -203,7 +203,7 @@ static __always_inline __u32 ingress_syn(struct xdp_md *ctx,
 	} else if (!watch_ho && !watch_exp) {
 		ph_flow_key_init(k, p, PH_DIR_IN);
 	}
-	ph_half_open_add(k,
+	ph_half_open_add(k, p,
 			 reason == PH_R_PASS_FTPS_RANGE ||
 					 reason == PH_R_PASS_FTPS_ACTIVE ?
 				 PH_FO_FTPS :
@@ -303,6 +303,70 @@ __attribute__((noinline)) int ph_xdp_copy(struct xdp_md *ctx, __u32 i)
 }
 
 /*
+ * @len bytes (<= 60, whole 32-bit words) of the frame from @off into @dst,
+ * a word at a time, each bounds-checked. Returns 0, or -1 if the frame
+ * ends first.
+ */
+static __always_inline int xdp_grab(struct xdp_md *ctx, __u32 off, __u8 *dst,
+				    __u32 len)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	__u8 *b;
+	__u32 w;
+
+	asm volatile("%[off] &= %[max]"
+		     : [off] "+r"(off)
+		     : [max] "i"(PH_XDP_OFF_MAX));
+#pragma clang loop unroll(disable)
+	for (w = 0; w < 15; w++) {
+		if (w * 4 >= len)
+			break;
+		b = data + off + w * 4;
+		if ((void *)(b + 4) > end)
+			return -1;
+		__builtin_memcpy(dst + w * 4, b, 4);
+	}
+	return 0;
+}
+
+/*
+ * Is the checksum of the stashed segment (ftp.h, "TCP checksums") one the
+ * stack behind will accept? PH_CS_OK / PH_CS_BAD. On an interface whose
+ * frames may carry a checksum left to offload (a veth, PH_IFF_CSUM_PARTIAL
+ * in ifaces) the pseudo-header sum is accepted too. Global: verified once.
+ */
+__attribute__((noinline)) int ph_xdp_csum(struct xdp_md *ctx)
+{
+	__u32 idx = PH_DIR_IN, i, thl, ifi, partial;
+	struct ph_ftp_scratch *sc = bpf_map_lookup_elem(&ftp_scratch, &idx);
+	struct ph_iface *ifc;
+
+	if (!sc)
+		return PH_CS_BAD;
+	thl = sc->in.payload_off - sc->in.l4_off;
+	if (thl < 20 || thl > 60)
+		return PH_CS_BAD;
+	if (ph_key_is_v4(&sc->in.key) &&
+	    xdp_grab(ctx, sc->in.l3_off, sc->cs_ip,
+		     sc->in.l4_off - sc->in.l3_off))
+		return PH_CS_BAD;
+	if (xdp_grab(ctx, sc->in.l4_off, sc->cs_th, thl))
+		return PH_CS_BAD;
+	sc->cs_sum = 0;
+	if (sc->in.payload_len > PH_CS_MAX)
+		sc->in.unverified = 1;
+#pragma clang loop unroll(disable)
+	for (i = 0; i < PH_CTRL_CHUNKS && !sc->in.unverified; i++)
+		if (ph_ftp_csum_chunk(sc, i, ph_xdp_copy(ctx, i)))
+			sc->in.unverified = 1;
+	ifi = ctx->ingress_ifindex;
+	ifc = bpf_map_lookup_elem(&ifaces, &ifi);
+	partial = ifc && (ifc->flags & PH_IFF_CSUM_PARTIAL);
+	return ph_ftp_csum_judge(PH_DIR_IN, thl, partial);
+}
+
+/*
  * The FTP work for the packet stashed in the scratch (ph_ftp_stash()),
  * up to the records: start the session, start the segment. Returns
  * non-zero if records follow. Global, so verified once.
@@ -319,6 +383,7 @@ __attribute__((noinline)) int ph_xdp_ftp(struct xdp_md *ctx, __u32 what)
 	sc->claimed = 0;
 	if (xdp_tcp_seq(ctx, sc->in.l4_off, &seq, &ack))
 		return 0;
+	sc->ack = ack; /* the peer's: the tracker goes by the local stack's */
 	if (sc->in.what & PH_FTP_DO_OPEN) {
 		f = bpf_map_lookup_elem(&flows, &sc->in.key);
 		if (!f)
@@ -360,8 +425,8 @@ static __always_inline __u32 ingress_ctrl_flow(struct xdp_md *ctx,
 {
 	__u32 reason;
 
-	PH_FTP_CTRL_FLOW(reason, PH_DIR_IN, ctx, ph_xdp_ftp, ph_xdp_copy, p, k,
-			 f, clk);
+	PH_FTP_CTRL_FLOW(reason, PH_DIR_IN, ctx, ph_xdp_ftp, ph_xdp_copy,
+			 ph_xdp_csum, p, k, f, clk);
 	return reason;
 }
 
@@ -389,6 +454,8 @@ static __always_inline __u32 ingress_verdict(struct xdp_md *ctx,
 
 	ph_flow_key_init(&k, p, PH_DIR_IN);
 	f = bpf_map_lookup_elem(&flows, &k);
+	if (f && ph_flow_superseded(f, &k, p))
+		f = NULL;
 	if (f) {
 		/* Read first: a RST deletes the entry. */
 		__u16 fsvc = f->svc_id;
@@ -408,9 +475,18 @@ static __always_inline __u32 ingress_verdict(struct xdp_md *ctx,
 	}
 	reason = ph_half_open_hit(&k, p, PH_DIR_IN, &clk, 1, svc);
 	if (ph_unlikely(reason == PH_CTRL_PROMOTED)) {
-		if (!ph_ftp_stash(PH_DIR_IN, &k, p, 0))
-			xdp_ftp_run(ctx, ph_ftp_what_open(p));
+		__u8 what = ph_ftp_what_open(p);
+
 		reason = PH_R_PASS_HALF_OPEN;
+		if (!ph_ftp_stash(PH_DIR_IN, &k, p, 0)) {
+			/* The session starts; bytes the stack drops do not. */
+			if ((what & PH_FTP_DO_DATA) &&
+			    ph_xdp_csum(ctx) != PH_CS_OK) {
+				what &= ~PH_FTP_DO_DATA;
+				reason = PH_R_DROP_CTRL_CSUM;
+			}
+			xdp_ftp_run(ctx, what);
+		}
 	}
 	if (reason != PH_CONTINUE)
 		return reason;
@@ -422,8 +498,8 @@ static __always_inline __u32 ingress_verdict(struct xdp_md *ctx,
 	/* Only a connection opener creates state: TCP without SYN passes
 	 * statelessly, so a flood of stray ACKs cannot fill any table. */
 	if (ph_admitted(reason) && p->proto == IPPROTO_UDP)
-		ph_half_open_add(&k, PH_FO_INBOUND, ph_rule_flow_flags(rflags),
-				 v, *svc, 0, &clk);
+		ph_half_open_add(&k, p, PH_FO_INBOUND,
+				 ph_rule_flow_flags(rflags), v, *svc, 0, &clk);
 	return reason;
 }
 

@@ -704,11 +704,24 @@ out:
 	st->overlong = false;
 }
 
+static void lose(struct ph_ftp_session *s, int side);
+
+/*
+ * One byte of the stream. A contested byte (the endpoint may have kept
+ * another copy of it, see hold()) is never part of a parsed line: the line
+ * it falls in is dropped as after a gap, and even a contested LF ends
+ * nothing.
+ */
 static void push_byte(struct ph_ftp_session *s, struct out_ctx *c, int side,
-		      char ch)
+		      char ch, bool contested)
 {
 	struct ph_ftp_stream *st = &s->st[side];
 
+	if (contested) {
+		if (!st->skip_to_eol)
+			lose(s, side);
+		return;
+	}
 	if (ch == '\n') {
 		end_line(s, c, side);
 		return;
@@ -722,7 +735,23 @@ static void push_byte(struct ph_ftp_session *s, struct out_ctx *c, int side,
 }
 
 /* ---------------------------------------------------------------------- */
-/* Stream reassembly                                                       */
+/* Stream reassembly: the bytes Linux's TCP receiver keeps                 */
+/*                                                                        */
+/* net/ipv4/tcp_input.c, tcp_data_queue() and tcp_data_queue_ofo():        */
+/*  - bytes before rcv_nxt are final: a retransmission never changes them; */
+/*  - an in-order segment is taken whole: its bytes win over held ones;    */
+/*  - an out-of-order segment wholly inside a held one is dropped;         */
+/*  - one starting where a held one starts and longer replaces it;         */
+/*  - otherwise it is held; where it overlaps the held segment before it,  */
+/*    that one's bytes stay; held segments it covers are dropped;          */
+/*  - held segments are dequeued by sequence number, each from rcv_nxt on. */
+/* So the held byte at x is the copy of the held segment with the lowest   */
+/* start covering x: ooo[] keeps exactly that copy, segments are sorted by */
+/* start and their ends increase. Linux may merge an out-of-order segment  */
+/* into the one it continues (tcp_ooo_try_coalesce(); it fails on a cloned */
+/* skb, e.g. while a packet socket captures), after which a later copy at  */
+/* the joint no longer replaces it: where that choice decides between two  */
+/* different bytes, the byte is contested and no line is parsed from it.   */
 /* ---------------------------------------------------------------------- */
 
 static bool before(__u32 a, __u32 b)
@@ -730,51 +759,61 @@ static bool before(__u32 a, __u32 b)
 	return (__s32)(a - b) < 0;
 }
 
-static bool held(const struct ph_ftp_stream *st, __u32 seq)
+static bool after(__u32 a, __u32 b)
+{
+	return before(b, a);
+}
+
+static bool tainted(const struct ph_ftp_stream *st, __u32 seq)
 {
 	__u32 i = seq & OOO_MASK;
 
-	return st->ooo_map[i >> 3] & (1u << (i & 7));
+	return st->ooo_taint[i >> 3] & (1u << (i & 7));
 }
 
-static void set_held(struct ph_ftp_stream *st, __u32 seq, bool on)
+static void set_taint(struct ph_ftp_stream *st, __u32 seq, bool on)
 {
 	__u32 i = seq & OOO_MASK;
 
 	if (on)
-		st->ooo_map[i >> 3] |= (__u8)(1u << (i & 7));
+		st->ooo_taint[i >> 3] |= (__u8)(1u << (i & 7));
 	else
-		st->ooo_map[i >> 3] &= (__u8)~(1u << (i & 7));
+		st->ooo_taint[i >> 3] &= (__u8)~(1u << (i & 7));
 }
 
-/* Drop held segments that are wholly consumed. */
-static void prune(struct ph_ftp_stream *st)
+/* The held segment Linux takes the byte at @seq from (the lowest start
+ * covering it), or -1. */
+static int owner(const struct ph_ftp_stream *st, __u32 seq)
 {
-	int i, j = 0;
+	int i;
 
 	for (i = 0; i < st->nseg; i++)
-		if (before(st->nxt, st->seg[i].end))
-			st->seg[j++] = st->seg[i];
-	st->nseg = (__u8)j;
+		if (!before(seq, st->seg[i].seq) && before(seq, st->seg[i].end))
+			return i;
+	return -1;
 }
 
-/* Consume one byte at nxt. A byte already held there wins: the first copy
- * of a sequence number seen is the one parsed. */
+static void seg_remove(struct ph_ftp_stream *st, int i)
+{
+	memmove(&st->seg[i], &st->seg[i + 1],
+		(size_t)(st->nseg - i - 1) * sizeof(st->seg[0]));
+	st->nseg--;
+}
+
+/* Consume one byte at nxt. */
 static void take(struct ph_ftp_session *s, struct out_ctx *c, int side,
-		 char ch)
+		 char ch, bool contested)
 {
 	struct ph_ftp_stream *st = &s->st[side];
 
-	if (st->nseg && held(st, st->nxt)) {
-		ch = (char)st->ooo[st->nxt & OOO_MASK];
-		set_held(st, st->nxt, false);
-	}
+	set_taint(st, st->nxt, false);
 	st->nxt++;
 	s->stats.bytes[side]++;
-	push_byte(s, c, side, ch);
+	push_byte(s, c, side, ch, contested);
 }
 
-/* In-order bytes at nxt, then whatever they made contiguous. */
+/* In-order bytes at nxt (they win over held copies), then the held bytes
+ * they made contiguous, segment by segment. */
 static void deliver(struct ph_ftp_session *s, struct out_ctx *c, int side,
 		    const __u8 *p, size_t n)
 {
@@ -786,54 +825,104 @@ static void deliver(struct ph_ftp_session *s, struct out_ctx *c, int side,
 			s->stats.encrypted_bytes += n - i;
 			return;
 		}
-		take(s, c, side, (char)p[i]);
+		take(s, c, side, (char)p[i], false);
 	}
-	while (st->nseg && held(st, st->nxt) && !s->encrypted)
-		take(s, c, side, 0);
-	prune(st);
+	while (st->nseg && !before(st->nxt, st->seg[0].seq) &&
+	       !s->encrypted) {
+		if (!before(st->nxt, st->seg[0].end)) {
+			seg_remove(st, 0);
+			continue;
+		}
+		take(s, c, side, (char)st->ooo[st->nxt & OOO_MASK],
+		     tainted(st, st->nxt));
+	}
 }
 
-/* Hold a segment that starts after nxt. False when it does not fit. */
+/* Writes the held copy of [from, end) from @p (which starts at @seq),
+ * before the segment carrying it is linked in: where it replaces a held
+ * byte of another value, count it, and mark it contested if Linux might
+ * have kept the other one (its segment is joined to the one before). */
+static void hold_write(struct ph_ftp_session *s, struct ph_ftp_stream *st,
+		       __u32 seq, const __u8 *p, __u32 from, __u32 end)
+{
+	__u32 x;
+
+	for (x = from; x != end; x++) {
+		__u8 b = p[x - seq];
+		int o = owner(st, x);
+
+		if (o >= 0 && st->ooo[x & OOO_MASK] != b) {
+			s->stats.ooo_replaced++;
+			if (st->seg[o].joined && !tainted(st, x)) {
+				set_taint(st, x, true);
+				s->stats.contested++;
+			}
+		}
+		st->ooo[x & OOO_MASK] = b;
+	}
+}
+
+/* Hold a segment that starts after nxt, by Linux's rules (above). False
+ * when it does not fit the window. */
 static bool hold(struct ph_ftp_session *s, struct ph_ftp_stream *st,
 		 __u32 seq, const __u8 *p, size_t n)
 {
-	__u32 off = seq - st->nxt, i;
-	bool fresh = false;
+	__u32 off = seq - st->nxt, end = seq + (__u32)n, from = seq;
+	bool joined = false;
+	int i, ip = -1, slot;
 
 	if ((__u64)off + n > PH_FTP_OOO_BYTES)
 		return false;
-	for (i = 0; i < n && !fresh; i++)
-		fresh = !held(st, seq + i);
-	if (!fresh) {
-		s->stats.dup_bytes += n;
-		return true;
+	for (i = 0; i < st->nseg && !before(seq, st->seg[i].seq); i++)
+		ip = i;
+	if (ip >= 0 && before(seq, st->seg[ip].end)) {
+		if (!after(end, st->seg[ip].end)) {
+			s->stats.dup_bytes += n; /* all there: dropped */
+			return true;
+		}
+		if (st->seg[ip].seq == seq) {
+			/* Same start, longer: it replaces the held one, but
+			 * not what a segment before it holds. */
+			if (ip > 0 && after(st->seg[ip - 1].end, seq))
+				from = st->seg[ip - 1].end;
+			hold_write(s, st, seq, p, from, end);
+			st->seg[ip].end = end;
+			slot = ip;
+			goto merge_right;
+		}
+		from = st->seg[ip].end; /* partial overlap: those bytes stay */
+	} else if (ip >= 0) {
+		joined = st->seg[ip].end == seq;
 	}
 	if (st->nseg == PH_FTP_OOO_SEGS)
 		return false;
-	for (i = 0; i < n; i++) {
-		if (held(st, seq + i))
-			continue;
-		st->ooo[(seq + i) & OOO_MASK] = p[i];
-		set_held(st, seq + i, true);
-	}
-	st->seg[st->nseg].seq = seq;
-	st->seg[st->nseg].end = seq + (__u32)n;
+	hold_write(s, st, seq, p, from, end);
+	slot = ip + 1;
+	memmove(&st->seg[slot + 1], &st->seg[slot],
+		(size_t)(st->nseg - slot) * sizeof(st->seg[0]));
+	st->seg[slot].seq = seq;
+	st->seg[slot].end = end;
+	st->seg[slot].joined = joined;
 	st->nseg++;
+merge_right:
+	/* Held segments this one covers whole go (their bytes it rewrote). */
+	while (slot + 1 < st->nseg && after(end, st->seg[slot + 1].seq) &&
+	       !before(end, st->seg[slot + 1].end))
+		seg_remove(st, slot + 1);
 	s->stats.ooo_segments++;
 	return true;
 }
 
 /*
- * Bytes before newnxt are lost. The line in progress is dropped and the
- * stream restarts after the next LF. The command/reply pairing may have
- * lost a member, so fail closed: a client gap leaves an unknown command
- * awaiting its reply, a server gap consumes the awaited reply.
+ * The line in progress is lost (a gap, or contested bytes): it is dropped
+ * and the stream restarts after the next LF. The command/reply pairing may
+ * have lost a member, so fail closed: a client gap leaves an unknown
+ * command awaiting its reply, a server gap consumes the awaited reply.
  */
-static void gap(struct ph_ftp_session *s, int side, __u32 newnxt)
+static void lose(struct ph_ftp_session *s, int side)
 {
 	struct ph_ftp_stream *st = &s->st[side];
 
-	st->nxt = newnxt;
 	s->stats.resyncs++;
 	st->line_len = 0; /* counted as discarded at the next LF */
 	st->overlong = false;
@@ -851,29 +940,29 @@ static void gap(struct ph_ftp_session *s, int side, __u32 newnxt)
 	}
 }
 
+/* Bytes before newnxt are lost. */
+static void gap(struct ph_ftp_session *s, int side, __u32 newnxt)
+{
+	struct ph_ftp_stream *st = &s->st[side];
+	__u32 x;
+
+	for (x = st->nxt; before(x, newnxt) && x - st->nxt < PH_FTP_OOO_BYTES;
+	     x++)
+		set_taint(st, x, false);
+	st->nxt = newnxt;
+	lose(s, side);
+}
+
 /* The window is full: give up on each hole in turn, delivering what was
  * held behind it. */
 static void flush_holes(struct ph_ftp_session *s, struct out_ctx *c, int side)
 {
 	struct ph_ftp_stream *st = &s->st[side];
-	int i;
 
 	s->stats.gaps++;
 	while (st->nseg && !s->encrypted) {
-		__u32 best = ~0u;
-
-		for (i = 0; i < st->nseg; i++) {
-			__u32 d = st->seg[i].seq - st->nxt;
-
-			if ((__s32)d > 0 && d < best)
-				best = d;
-		}
-		if (best == ~0u) { /* cannot happen; never loop */
-			memset(st->ooo_map, 0, sizeof(st->ooo_map));
-			st->nseg = 0;
-			break;
-		}
-		gap(s, side, st->nxt + best);
+		if (after(st->seg[0].seq, st->nxt))
+			gap(s, side, st->seg[0].seq);
 		deliver(s, c, side, NULL, 0);
 	}
 }
@@ -985,6 +1074,24 @@ int ph_ftp_feed(struct ph_ftp_session *s, int from_client, __u32 seq,
 	}
 	rx_segment(s, &c, side, seq, data, len);
 	return c.n;
+}
+
+bool ph_ftp_ack(struct ph_ftp_session *s, int from_client, __u32 ack)
+{
+	struct ph_ftp_stream *st;
+
+	if (!s)
+		return false;
+	st = &s->st[from_client ? SIDE_CLIENT : SIDE_SERVER];
+	if (s->closed || s->encrypted || !st->synced || !before(st->nxt, ack))
+		return false;
+	/* Held copies may not be the ones the endpoint kept, below the ACK
+	 * (it took bytes never seen) or above it: forget them all. */
+	st->nseg = 0;
+	memset(st->ooo_taint, 0, sizeof(st->ooo_taint));
+	s->stats.ack_gaps++;
+	gap(s, from_client ? SIDE_CLIENT : SIDE_SERVER, ack);
+	return true;
 }
 
 int ph_ftp_close(struct ph_ftp_session *s, struct ph_ftp_action *out,

@@ -118,6 +118,9 @@ struct ph_ftp_stats {
 	__u64 dup_bytes;          /* already consumed: ignored */
 	__u64 ooo_segments;       /* held out of order */
 	__u64 gaps;               /* out-of-order bound exceeded: data lost */
+	__u64 ack_gaps;           /* the local stack acknowledged bytes never seen */
+	__u64 ooo_replaced;       /* held bytes replaced by a later copy (Linux rule) */
+	__u64 contested;          /* held bytes whose kept copy is uncertain */
 	__u64 resyncs;            /* streams restarted at the next line */
 	__u64 lines;              /* complete lines processed */
 	__u64 lines_discarded;    /* too long, or cut by a gap: never parsed */
@@ -141,8 +144,11 @@ enum ph_ftp_cmd {
 	PH_FTP_CMD_AUTH,
 };
 
+/* A held out-of-order segment. joined: it began where the one before it
+ * ended, so Linux may have merged the two (see ftp.c, hold()). */
 struct ph_ftp_seg {
 	__u32 seq, end;
+	bool joined;
 };
 
 struct ph_ftp_stream {
@@ -153,10 +159,11 @@ struct ph_ftp_stream {
 	__u16 line_len;
 	__u8 nseg;
 	__u32 burst;              /* data-port lines since the other side spoke */
-	struct ph_ftp_seg seg[PH_FTP_OOO_SEGS];
+	struct ph_ftp_seg seg[PH_FTP_OOO_SEGS]; /* by seq; ends increase too */
 	char line[PH_FTP_LINE_MAX + 1]; /* + the CR before LF */
-	__u8 ooo_map[PH_FTP_OOO_BYTES / 8];
-	__u8 ooo[PH_FTP_OOO_BYTES];
+	/* held bytes whose copy the endpoint may not have kept (contested) */
+	__u8 ooo_taint[PH_FTP_OOO_BYTES / 8];
+	__u8 ooo[PH_FTP_OOO_BYTES];   /* held bytes, each the copy Linux keeps */
 };
 
 struct ph_ftp_session {
@@ -196,6 +203,17 @@ int ph_ftp_set_isn(struct ph_ftp_session *s, int from_client, __u32 syn_seq);
 int ph_ftp_feed(struct ph_ftp_session *s, int from_client, __u32 seq,
 		const void *data, size_t len, __u64 now_ns,
 		struct ph_ftp_action *out, int max_out);
+
+/*
+ * The local TCP stack acknowledged the stream of one side up to @ack (the
+ * ACK of a segment this host sent: the segment's own record, seen on
+ * egress). Bytes before @ack that were never fed reached the endpoint
+ * anyway (IP fragments, lost records): they are a gap, and the stream
+ * resynchronises at the next line from @ack on; what was held below or
+ * beyond it is dropped (the endpoint's copies of it are unknown). Returns
+ * true if it declared a gap. Never yields actions.
+ */
+bool ph_ftp_ack(struct ph_ftp_session *s, int from_client, __u32 ack);
 
 /* Control connection closed: revokes the pending pinhole. Returns the
  * number of actions (0 or 1); later feeds are ignored. */

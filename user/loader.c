@@ -6,12 +6,17 @@
  */
 #include <errno.h>
 #include <net/if.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <linux/ethtool.h>
 #include <linux/if_link.h>
+#include <linux/sockios.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <pinhole/pinhole.h>
@@ -885,6 +890,31 @@ undo:
 	return err == -EEXIST ? PH_EXIT_USER : PH_EXIT_ENV;
 }
 
+/*
+ * Can frames reach XDP on @name with a checksum left to offload (only the
+ * pseudo-header sum)? On a veth, the peer's stack hands its segments over
+ * as CHECKSUM_PARTIAL, and the bytes XDP reads carry that partial value
+ * (tcpdump on the receiving end shows "cksum incorrect"). Real NICs and
+ * virtio_net under XDP deliver complete checksums.
+ */
+static bool iface_csum_partial(const char *name)
+{
+	struct ethtool_drvinfo di = { .cmd = ETHTOOL_GDRVINFO };
+	struct ifreq ifr;
+	bool partial = false;
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return false;
+	memset(&ifr, 0, sizeof(ifr));
+	ph_strlcpy(ifr.ifr_name, name, sizeof(ifr.ifr_name));
+	ifr.ifr_data = (void *)&di;
+	if (!ioctl(fd, SIOCETHTOOL, &ifr))
+		partial = !strcmp(di.driver, "veth");
+	close(fd);
+	return partial;
+}
+
 int ph_iface_attach(struct ph_instance *inst, const char *name, int ifindex,
 		    enum ph_xdp_mode mode, struct ph_iface *out)
 {
@@ -896,6 +926,8 @@ int ph_iface_attach(struct ph_instance *inst, const char *name, int ifindex,
 	int r, err;
 
 	ph_strlcpy(rec.name, name, sizeof(rec.name));
+	if (iface_csum_partial(name))
+		rec.flags |= PH_IFF_CSUM_PARTIAL;
 	ph_iface_counters_claim(inst, ifindex);
 	r = xdp_attach(inst, name, ifindex, mode, &rec);
 	if (r)

@@ -58,6 +58,7 @@ _Static_assert(PH_ROLE_SERVER == (int)PH_FTP_ROLE_SERVER &&
 #define ORPHAN_BATCH 256
 #define EARLY_USED 32           /* USED reports ahead of their EXPECT_BPF */
 #define EARLY_USED_NS (2ull * PH_TRK_NSEC)
+#define TCP_ACK 0x10            /* ph_event.tcp_flags */
 
 /* A pinhole the datapath installed, awaiting the tracker's verdict. */
 struct hole {
@@ -80,8 +81,6 @@ struct sess {
 	bool closed, dirty, published;
 	bool pending_bpf; /* the pending pinhole is the datapath's entry */
 	bool late_dup;    /* ...reported after we wrote it too: see on_used() */
-	bool fed[2];
-	__u32 fed_end[2]; /* end of the furthest segment fed, per side */
 	__u64 started_ns, last_ns, closed_ns;
 	__u32 opened, used, expired, revoked, refused;
 	struct hole holes[PH_TRK_BPF_SLOTS];
@@ -795,6 +794,18 @@ static void feed_lost(struct ph_tracker *t, struct sess *s, int side,
 	}
 }
 
+/*
+ * Has the parser consumed one side's stream up to @end? Its own position,
+ * not the furthest segment fed: a segment held out of order, or one whose
+ * bytes lost to another copy, has not been parsed (yet).
+ */
+static bool parsed(const struct sess *s, int side, __u32 end)
+{
+	const struct ph_ftp_stream *st = &s->ftp.st[side];
+
+	return st->synced && !before(st->nxt, end);
+}
+
 /* Decide the datapath's unconfirmed pinholes announced by this side once
  * their segment has been parsed. */
 static void decide_holes(struct ph_tracker *t, struct sess *s, int side,
@@ -805,7 +816,7 @@ static void decide_holes(struct ph_tracker *t, struct sess *s, int side,
 
 		if (!h->valid || h->side != side)
 			continue;
-		if (h->has_seq && before(s->fed_end[side], h->end_seq))
+		if (h->has_seq && !parsed(s, side, h->end_seq))
 			continue;
 		hole_reject(t, s, h, b->refused);
 	}
@@ -849,6 +860,19 @@ static void on_open(struct ph_tracker *t, const struct ph_event *ev,
 	}
 }
 
+/*
+ * What the local stack acknowledged of the peer's stream (a record seen on
+ * egress): bytes below it that the parser never got reached the endpoint
+ * anyway, and the stream resumes at the next line (ph_ftp_ack()). Only
+ * the local stack's ACKs count: the peer's say nothing about what this
+ * host accepted.
+ */
+static void on_ack(struct sess *s, const struct ph_event *ev)
+{
+	if (ev->dir == PH_DIR_OUT && (ev->tcp_flags & TCP_ACK))
+		ph_ftp_ack(&s->ftp, !ev->from_client, ev->ack);
+}
+
 static void on_data(struct ph_tracker *t, const struct ph_event *ev,
 		    const struct ph_flow_key *k, const __u8 *data,
 		    size_t avail, __u64 ts)
@@ -856,12 +880,19 @@ static void on_data(struct ph_tracker *t, const struct ph_event *ev,
 	struct ph_ftp_action acts[PH_FTP_MAX_ACTIONS];
 	struct batch b = { .refused = PH_FTP_REFUSE_NONE };
 	int side = ev->from_client ? SIDE_CLIENT : SIDE_SERVER;
-	__u32 len = ev->len, cap = ev->caplen, end;
+	__u32 len = ev->len, cap = ev->caplen;
 	struct sess *s = find_key(t, k);
 	int n;
 
 	if (s && s->closed)
 		return; /* a retransmission after the close */
+	if (!len) {
+		/* A pure ACK of the local stack, reported because the peer's
+		 * stream has bytes the datapath never showed. */
+		if (s)
+			on_ack(s, ev);
+		return;
+	}
 	if (!s)
 		s = sess_for(t, ev, k, ts);
 	else
@@ -884,11 +915,8 @@ static void on_data(struct ph_tracker *t, const struct ph_event *ev,
 		t->totals.events_lost++;
 		feed_lost(t, s, side, ev->seq + cap, len - cap, ts, &b);
 	}
-	end = ev->seq + len;
-	if (!s->fed[side] || before(s->fed_end[side], end))
-		s->fed_end[side] = end;
-	s->fed[side] = true;
 	decide_holes(t, s, side, &b);
+	on_ack(s, ev);
 }
 
 static void on_close(struct ph_tracker *t, const struct ph_flow_key *k,
@@ -988,8 +1016,7 @@ static void on_expect_bpf(struct ph_tracker *t, const struct ph_event *ev,
 	/* Passive mode: the server announced it; active: the client. */
 	side = (s->role == PH_ROLE_SERVER) == (dir == PH_DIR_IN) ? SIDE_SERVER
 								 : SIDE_CLIENT;
-	if (ev->len && s->fed[side] &&
-	    !before(s->fed_end[side], ev->seq + ev->len)) {
+	if (ev->len && parsed(s, side, ev->seq + ev->len)) {
 		/* Reported after the tracker parsed its segment. */
 		if (ph_ftp_pending(&s->ftp, &p) && key_eq(&p.key, &k)) {
 			s->late_dup = true;

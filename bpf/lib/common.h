@@ -171,6 +171,7 @@ struct ph_pkt {
 	__u16 l4_off;
 	__u32 payload_off;
 	__u32 payload_len; /* L4 payload per the IP length fields */
+	__u32 tcp_seq;     /* TCP: sequence number (host order) */
 };
 
 static __always_inline int ph_tcp_is_syn(const struct ph_pkt *p)

@@ -110,6 +110,22 @@ static __always_inline int ph_flow_use(struct ph_flow *f,
 	return 1;
 }
 
+/*
+ * A connection closed both ways (CLOSING, in TIME_WAIT) whose 4-tuple a
+ * new, admitted SYN reuses: its packets belong to the new attempt in
+ * half_open, which the handshake promotes over the old entry. Were the old
+ * entry to take them, the new connection would never be confirmed and its
+ * half_open entry would admit the next SYN on the 4-tuple in place of that
+ * one's pinhole. Only TCP, and only a CLOSING flow pays the lookup.
+ */
+static __always_inline int ph_flow_superseded(const struct ph_flow *f,
+					      const struct ph_flow_key *k,
+					      const struct ph_pkt *p)
+{
+	return f->state == PH_FS_CLOSING && p->proto == IPPROTO_TCP &&
+	       bpf_map_lookup_elem(&half_open, k);
+}
+
 static __always_inline int ph_flows_hit(const struct ph_flow_key *k,
 					const struct ph_pkt *p, int dir,
 					struct ph_clock *clk)
@@ -126,6 +142,7 @@ static __always_inline int ph_flows_hit(const struct ph_flow_key *k,
  * half-open entries, never confirmed flows.
  */
 static __always_inline void ph_half_open_add(const struct ph_flow_key *k,
+					     const struct ph_pkt *p,
 					     __u8 origin, __u8 flags,
 					     __u16 rule, __u16 svc,
 					     __u32 session,
@@ -142,6 +159,13 @@ static __always_inline void ph_half_open_add(const struct ph_flow_key *k,
 		.svc_id = svc,
 		.session = session,
 	};
+
+	/* A SYN's sequence number tells its retransmissions from a new
+	 * connection on the same 4-tuple (ph_half_open_hit()). */
+	if (p->proto == IPPROTO_TCP && ph_tcp_is_syn(p)) {
+		f.flags |= PH_FF_SYN_SEQ;
+		f.syn_seq = p->tcp_seq;
+	}
 
 	/* A bare SYN to this port must find the entry (a retransmit, a
 	 * simultaneous open): the watch covers its life, raised first. */
@@ -161,6 +185,7 @@ static __always_inline int ph_promote(const struct ph_flow_key *k,
 	struct ph_flow f = *ho;
 
 	f.state = PH_FS_ESTABLISHED;
+	f.flags &= ~PH_FF_SYN_SEQ; /* syn_seq is checked_jiffies from here */
 	f.last_seen_ns = now;
 	f.checked_jiffies = bpf_jiffies64();
 	bpf_map_update_elem(&flows, k, &f, BPF_ANY);
@@ -205,6 +230,18 @@ static __always_inline __u32 ph_half_open_hit(const struct ph_flow_key *k,
 	*svc = f->svc_id;
 	/* Does this packet travel opposite to the first one? */
 	is_reply = !!(f->flags & PH_FF_INIT_OUT) == (dir == PH_DIR_IN);
+	/*
+	 * A bare SYN the same way as the first one but with another sequence
+	 * number is a new connection on this 4-tuple (a fixed data port
+	 * reused at once), not a retransmission: the old attempt is over, and
+	 * the new SYN must take its own pinhole or pass the policy, so that
+	 * each data connection consumes exactly its pinhole.
+	 */
+	if (p->proto == IPPROTO_TCP && !is_reply && ph_tcp_is_syn(p) &&
+	    (f->flags & PH_FF_SYN_SEQ) && f->syn_seq != p->tcp_seq) {
+		bpf_map_delete_elem(&half_open, k);
+		return PH_CONTINUE;
+	}
 
 	if (p->proto == IPPROTO_TCP) {
 		__u8 sa = p->tcp_flags & (PH_TCP_SYN | PH_TCP_ACK);

@@ -64,6 +64,7 @@ struct ph_ftp_flowinfo {
 #define PH_FTP_DO_OPEN 1  /* the handshake completed: start the session */
 #define PH_FTP_DO_DATA 2  /* the segment has payload */
 #define PH_FTP_DO_CLOSE 4 /* the connection ended */
+#define PH_FTP_DO_ACK 8   /* egress: the local stack's ACK (ph_ftp_acked()) */
 
 /*
  * The packet, as the FTP work needs it, handed to a global function
@@ -80,6 +81,9 @@ struct ph_ftp_in {
 	__u16 l4_off;
 	__u8 tcp_flags;
 	__u8 what;                 /* PH_FTP_DO_* */
+	__u16 l3_off;
+	__u8 unverified;           /* too long to verify: report nothing */
+	__u8 pad;
 };
 
 /* Header fields of a small record (OPEN, CLOSE, EXPECT_USED). */
@@ -134,6 +138,13 @@ struct ph_ftp_scratch {
 	__u32 cp_n;              /* XDP copy: bytes to copy */
 	__u32 cp_pos;            /* ... where the word loop stopped */
 	__u8 ftps_new;           /* ph_ftp_open() counted the session */
+	__u32 ack;               /* the segment's ACK number (egress: sent) */
+	/* Checksum verification (ph_ftp_csum_judge()): the headers copied,
+	 * the pseudo header built, the sum of the payload so far. */
+	__u8 cs_ip[64] __attribute__((aligned(8)));
+	__u8 cs_th[64] __attribute__((aligned(8)));
+	__u8 cs_ph[40] __attribute__((aligned(8)));
+	__u64 cs_sum;
 	__u8 init[sizeof(struct ph_ftp_ctrl)] __attribute__((aligned(8)));
 };
 
@@ -210,6 +221,7 @@ static __always_inline int ph_ftp_emit(struct ph_ftp_scratch *sc,
 	ev->host_role = sc->h.host_role;
 	ev->encrypted = sc->h.encrypted;
 	__builtin_memset(ev->pad, 0, sizeof(ev->pad));
+	ev->ack = 0;
 	if (with_od) {
 		__builtin_memcpy(ev->data, &sc->od, sizeof(sc->od));
 		ev->caplen = sizeof(sc->od);
@@ -1123,6 +1135,7 @@ __attribute__((noinline)) int ph_ftp_line(__u32 dir, __u32 end)
 	struct ph_ftp_scratch *sc = bpf_map_lookup_elem(&ftp_scratch, &idx);
 	struct ph_ftp_stream_bpf *st;
 	__u64 head;
+	__u8 skip;
 	int r;
 
 	if (!sc)
@@ -1136,6 +1149,12 @@ __attribute__((noinline)) int ph_ftp_line(__u32 dir, __u32 end)
 	st->cr = 0;
 	sc->line_start = end + 1;
 	sc->want = 0;
+	skip = sc->ev.from_client ? PH_FTPC_SKIP_CLIENT : PH_FTPC_SKIP_SERVER;
+	if (sc->ps.flags & skip) {
+		/* The first line after a gap: it may have begun in it. */
+		sc->ps.flags &= ~skip;
+		return PH_LINE_GO;
+	}
 	if (sc->ev.from_client) {
 		sc->ps.st[PH_SIDE_SERVER].burst = 0;
 		r = ph_ftp_client_line(sc, head, len, start);
@@ -1226,8 +1245,10 @@ static __always_inline void ph_ftp_scan(struct ph_ftp_scratch *sc, __u32 dir)
 	__u64 x, len, over;
 
 	if ((__s32)from < 0) {
-		/* A gap: what we missed may hold anything. */
-		sc->desync = 1;
+		/* Ahead of the stream (out of order, or after bytes never
+		 * seen): not parsed here. The tracker holds it; once the
+		 * local stack acknowledges past what was parsed, the stream
+		 * resumes at the next line (ph_ftp_acked()). */
 		sc->parse = 0;
 		return;
 	}
@@ -1358,8 +1379,8 @@ __attribute__((noinline)) int ph_ftp_record(__u32 dir, __u32 i, __u32 got)
 	if (off >= total)
 		return 1;
 	n = total - off < PH_CTRL_CAP ? total - off : PH_CTRL_CAP;
-	if (got > n)
-		got = 0;
+	if (got > n || sc->in.unverified)
+		got = 0; /* unverified bytes are reported lost, never shown */
 	sc->last = off + n >= total || i == PH_CTRL_CHUNKS - 1 || got < n;
 	sc->ev.seq = sc->seq0 + off;
 	sc->ev.caplen = got;
@@ -1497,6 +1518,152 @@ static __always_inline void ph_ftp_open(struct ph_ftp_scratch *sc, int dir)
 	ph_ftp_emit(sc, 0, 1);
 }
 
+/*
+ * A segment whose payload is parsed and reported. Not the first fragment of
+ * a fragmented segment: its checksum covers bytes in later fragments, so
+ * it cannot be verified, and its bytes are only part of the segment. The
+ * endpoint takes the reassembled segment, which the datapath never sees:
+ * its bytes are a gap, which the local stack's ACK reveals (ph_ftp_acked()).
+ */
+static __always_inline int ph_ftp_has_data(const struct ph_pkt *p)
+{
+	return p->payload_len && p->frag == PH_FRAG_NONE &&
+	       !(p->tcp_flags & (PH_TCP_RST | PH_TCP_SYN));
+}
+
+/* ---------------------------------------------------------------------- */
+/* TCP checksums of control segments                                       */
+/*                                                                        */
+/* Only bytes the endpoint will accept are parsed or reported: a segment   */
+/* its stack drops for a bad checksum must not be what the tracker takes   */
+/* for the stream (a later good copy at the same sequence number is what   */
+/* the endpoint uses). Each hook copies the IPv4 header, the TCP header    */
+/* and the payload (its usual record copies, up to PH_CTRL_CHUNKS x        */
+/* PH_CTRL_CAP bytes) into the scratch and sums them with bpf_csum_diff(), */
+/* at most 512 bytes a call (its limit, 5.15 too); no loop over payload    */
+/* bytes. A longer segment is not verified: nothing of it is shown         */
+/* (reported as lost, caplen 0).                                           */
+/* ---------------------------------------------------------------------- */
+
+enum { PH_CS_OK = 0, PH_CS_BAD = 1 };
+
+#define PH_CS_MAX (PH_CTRL_CHUNKS * PH_CTRL_CAP)
+
+static __always_inline __u32 ph_csum_fold(__u64 s)
+{
+	s = (s & 0xffffffffull) + (s >> 32);
+	s = (s & 0xffff) + (s >> 16);
+	s = (s & 0xffff) + (s >> 16);
+	s = (s & 0xffff) + (s >> 16);
+	return (__u32)s;
+}
+
+/* Sum of @n bytes (a multiple of 4, <= 64) of @b, added to @seed; bit 63
+ * set when the helper refused. */
+static __always_inline __u64 ph_csum_add(const __u8 *b, __u32 n, __u64 seed)
+{
+	__s64 r;
+
+	if (n > 64)
+		return 1ull << 63;
+	r = bpf_csum_diff(NULL, 0, (__be32 *)b, n, (__wsum)ph_csum_fold(seed));
+	return r < 0 ? 1ull << 63 : (__u64)r;
+}
+
+/*
+ * The verdict once the hook copied the headers (sc->cs_ip, sc->cs_th, the
+ * TCP header @thl bytes long) and summed the payload into sc->cs_sum:
+ * the IPv4 header must sum to 0xffff; the TCP segment with its pseudo
+ * header too, or, where @partial_ok, the checksum field may hold just the
+ * pseudo-header sum (CHECKSUM_PARTIAL: the local stack's own segments on
+ * egress, a veth peer's on ingress). Global: verified once.
+ */
+__attribute__((noinline)) int ph_ftp_csum_judge(__u32 dir, __u32 thl,
+						__u32 partial_ok)
+{
+	__u32 idx = dir & 1, ihl, tcp_len, n;
+	struct ph_ftp_scratch *sc = bpf_map_lookup_elem(&ftp_scratch, &idx);
+	__u64 ph, s;
+	__u8 *b;
+
+	if (!sc || thl < 20 || thl > 60)
+		return PH_CS_BAD;
+	b = sc->cs_ph;
+	tcp_len = sc->in.payload_off - sc->in.l4_off + sc->in.payload_len;
+	if (ph_key_is_v4(&sc->in.key)) {
+		ihl = sc->in.l4_off - sc->in.l3_off;
+		if (ihl < 20 || ihl > 60 ||
+		    ph_csum_fold(ph_csum_add(sc->cs_ip, ihl & 0x3c, 0)) != 0xffff)
+			return PH_CS_BAD;
+		__builtin_memcpy(b, sc->in.key.remote + 12, 4);
+		__builtin_memcpy(b + 4, sc->in.key.local + 12, 4);
+		b[8] = 0;
+		b[9] = IPPROTO_TCP;
+		b[10] = tcp_len >> 8;
+		b[11] = tcp_len;
+		n = 12;
+	} else {
+		__builtin_memcpy(b, sc->in.key.remote, 16);
+		__builtin_memcpy(b + 16, sc->in.key.local, 16);
+		b[32] = tcp_len >> 24;
+		b[33] = tcp_len >> 16;
+		b[34] = tcp_len >> 8;
+		b[35] = tcp_len;
+		b[36] = 0;
+		b[37] = 0;
+		b[38] = 0;
+		b[39] = IPPROTO_TCP;
+		n = 40;
+	}
+	ph = ph_csum_add(b, n, 0);
+	if (ph >> 63)
+		return PH_CS_BAD;
+	/* Both sides in memory order, as bpf_csum_diff() sums. */
+	if (partial_ok &&
+	    *(__u16 *)(sc->cs_th + 16) == (__u16)ph_csum_fold(ph))
+		return PH_CS_OK;
+	if (sc->in.unverified)
+		return PH_CS_OK; /* reported as lost: nothing shown */
+	s = ph_csum_add(sc->cs_th, thl & 0x3c, ph);
+	if (s >> 63 || (*(volatile __u64 *)&sc->cs_sum >> 63))
+		return PH_CS_BAD;
+	s = ph_csum_fold(s) + ph_csum_fold(*(volatile __u64 *)&sc->cs_sum);
+	return ph_csum_fold(s) == 0xffff ? PH_CS_OK : PH_CS_BAD;
+}
+
+/*
+ * Adds record @i's payload bytes, which the hook just copied to
+ * sc->ev.data (@got of them), to sc->cs_sum. Returns 0, or -1 if the copy
+ * came short (the segment is then not verified: see unverified).
+ */
+static __always_inline int ph_ftp_csum_chunk(struct ph_ftp_scratch *sc,
+					     __u32 i, __u32 got)
+{
+	__u32 off = i * PH_CTRL_CAP, n, sz, k;
+	__s64 r;
+
+	if (off >= sc->in.payload_len)
+		return 0;
+	n = sc->in.payload_len - off;
+	if (n > PH_CTRL_CAP)
+		n = PH_CTRL_CAP;
+	if (got != n)
+		return -1;
+	/* Zero up to a multiple of 4: chunks start at even offsets, so the
+	 * padding adds nothing. */
+	sz = (n + 3) & ~3u;
+	if (sz > PH_CTRL_CAP)
+		sz = PH_CTRL_CAP;
+#pragma unroll
+	for (k = 0; k < 3; k++)
+		if (n + k < sz)
+			sc->ev.data[(n + k) & PH_CAP_MASK] = 0;
+	r = bpf_csum_diff(NULL, 0, (__be32 *)sc->ev.data, sz,
+			  (__wsum)ph_csum_fold(sc->cs_sum));
+	sc->cs_sum = r < 0 ? 1ull << 63 : (__u64)r;
+	return 0;
+}
+
 /* The FTP work for a packet of a control connection that hit flows;
  * @state: its flow's state before, @live: what ph_flow_use() returned. */
 static __always_inline __u8 ph_ftp_what(const struct ph_pkt *p, __u8 state,
@@ -1504,8 +1671,7 @@ static __always_inline __u8 ph_ftp_what(const struct ph_pkt *p, __u8 state,
 {
 	__u8 what = 0;
 
-	if (live && p->payload_len && state == PH_FS_ESTABLISHED &&
-	    !(p->tcp_flags & (PH_TCP_RST | PH_TCP_SYN)))
+	if (live && ph_ftp_has_data(p) && state == PH_FS_ESTABLISHED)
 		what |= PH_FTP_DO_DATA;
 	if (live != 1)
 		what |= PH_FTP_DO_CLOSE;
@@ -1515,7 +1681,7 @@ static __always_inline __u8 ph_ftp_what(const struct ph_pkt *p, __u8 state,
 /* ... and for the packet that completed its handshake. */
 static __always_inline __u8 ph_ftp_what_open(const struct ph_pkt *p)
 {
-	if (p->payload_len && !(p->tcp_flags & PH_TCP_SYN))
+	if (ph_ftp_has_data(p) && !(p->tcp_flags & PH_TCP_SYN))
 		return PH_FTP_DO_OPEN | PH_FTP_DO_DATA;
 	return PH_FTP_DO_OPEN;
 }
@@ -1545,8 +1711,10 @@ ph_ftp_stash(int dir, const struct ph_flow_key *k, const struct ph_pkt *p,
 	sc->in.payload_off = p->payload_off;
 	sc->in.payload_len = p->payload_len;
 	sc->in.l4_off = p->l4_off;
+	sc->in.l3_off = p->l3_off;
 	sc->in.tcp_flags = p->tcp_flags;
 	sc->in.what = 0;
+	sc->in.unverified = 0;
 	return 0;
 }
 
@@ -1613,6 +1781,7 @@ static __always_inline int ph_ftp_seg_begin(struct ph_ftp_scratch *sc, int dir,
 	sc->ev.host_role = role;
 	sc->ev.encrypted = 0;
 	__builtin_memset(sc->ev.pad, 0, sizeof(sc->ev.pad));
+	sc->ev.ack = sc->ack;
 	sc->claimed = claimed;
 	sc->parse = claimed;
 	sc->desync = 0;
@@ -1620,6 +1789,95 @@ static __always_inline int ph_ftp_seg_begin(struct ph_ftp_scratch *sc, int dir,
 	sc->revoke = 0;
 	PH_FTP_STAT(segments);
 	return 1;
+}
+
+/*
+ * The local stack sent @ack for the peer's stream (egress, the packet in
+ * sc->in). Past what the in-kernel parser took, bytes of that stream
+ * reached the endpoint unseen here (a segment in IP fragments, one held
+ * out of order, a record the ring buffer refused): the parser resumes at
+ * the next line from @ack on, failing closed on the pairing as
+ * user/ftp.c's gap() does. Returns non-zero if the tracker must hear of
+ * the ACK (a record): a gap, or a session the parser does not follow.
+ * Global: verified once.
+ */
+__attribute__((noinline)) int ph_ftp_acked(__u32 dir, __u32 ack)
+{
+	__u32 idx = dir & 1;
+	struct ph_ftp_scratch *sc = bpf_map_lookup_elem(&ftp_scratch, &idx);
+	struct ph_ftp_stream_bpf *st;
+	struct ph_ftp_ctrl *c;
+	__u8 side, skip;
+	int report = 1;
+
+	if (!sc)
+		return 0;
+	c = bpf_map_lookup_elem(&ftp_ctrl, &sc->in.key);
+	if (!c)
+		return !(sc->in.fi.flags & PH_FF_FTPS_CTRL);
+	/* The stream this host receives: the client's on a server. */
+	side = c->role == PH_ROLE_SERVER ? PH_SIDE_CLIENT : PH_SIDE_SERVER;
+	skip = side == PH_SIDE_CLIENT ? PH_FTPC_SKIP_CLIENT : PH_FTPC_SKIP_SERVER;
+	bpf_spin_lock(&c->lock);
+	st = &c->ps.st[side & 1];
+	if (c->ps.flags & PH_FTPC_ENCRYPTED) {
+		report = 0;
+	} else if (!c->desync && !c->busy) {
+		if ((__s32)(ack - st->nxt) > 0) {
+			st->nxt = ack;
+			st->head = 0;
+			st->line_len = 0;
+			st->cr = 0;
+			c->ps.flags |= skip;
+			if (side == PH_SIDE_SERVER) {
+				c->ps.awaiting = 0;
+			} else if (!c->ps.awaiting ||
+				   c->ps.last_cmd != PH_FTPC_CMD_AUTH) {
+				c->ps.last_cmd = PH_FTPC_CMD_OTHER;
+				c->ps.awaiting = 1;
+				c->ps.last_cmd_opened = 0;
+				c->ps.epsv_bad_family = 0;
+			}
+		} else {
+			report = 0;
+		}
+	}
+	bpf_spin_unlock(&c->lock);
+	return report;
+}
+
+/* A record with no payload for the ACK in sc->ack (ph_ftp_acked()).
+ * Global: verified once. */
+__attribute__((noinline)) int ph_ftp_ack_report(__u32 dir)
+{
+	__u32 idx = dir & 1;
+	struct ph_ftp_scratch *sc = bpf_map_lookup_elem(&ftp_scratch, &idx);
+	__u8 role;
+
+	if (!sc)
+		return 0;
+	role = ph_ftp_role(sc->in.fi.origin);
+	sc->ev.ts_ns = ph_now();
+	__builtin_memcpy(&sc->ev.key, &sc->in.key, sizeof(sc->ev.key));
+	__builtin_memset(&sc->ev.expect, 0, sizeof(sc->ev.expect));
+	sc->ev.seq = 0;
+	sc->ev.session = sc->in.fi.session;
+	sc->ev.len = 0;
+	sc->ev.caplen = 0;
+	sc->ev.type = PH_EV_CTRL_DATA;
+	sc->ev.dir = dir & 1;
+	sc->ev.from_client = ph_ftp_from_client(role, dir & 1);
+	sc->ev.tcp_flags = sc->in.tcp_flags;
+	sc->ev.host_role = role;
+	sc->ev.encrypted = 0;
+	__builtin_memset(sc->ev.pad, 0, sizeof(sc->ev.pad));
+	sc->ev.ack = sc->ack;
+	if (bpf_ringbuf_output(&events, &sc->ev, PH_EV_HDR_LEN, 0)) {
+		PH_FTP_STAT(events_lost);
+		return -1;
+	}
+	PH_FTP_STAT(events);
+	return 0;
 }
 
 /*
@@ -1699,17 +1957,31 @@ __attribute__((noinline)) int ph_ftp_finish(__u32 dir)
 
 /*
  * PH_FTP_CTRL_FLOW: a packet of a tracked FTP control connection hit
- * flows entry F; sets REASON to PASS_FLOW, or PH_CONTINUE if the entry had
- * idled out. Only TCP is tracked (a control flag on a UDP flow: ignored).
+ * flows entry F; sets REASON to PASS_FLOW, PH_CONTINUE if the entry had
+ * idled out, or DROP_CTRL_CSUM for a segment with payload whose checksum
+ * VERIFY(CTX) refutes. Only TCP is tracked (a control flag on a UDP flow:
+ * ignored).
  */
-#define PH_FTP_CTRL_FLOW(REASON, DIR, CTX, BEGIN, COPY, P, K, F, CLK)        \
+#define PH_FTP_CTRL_FLOW(REASON, DIR, CTX, BEGIN, COPY, VERIFY, P, K, F,   \
+			 CLK)                                                 \
 	do {                                                                  \
 		int stashed_ = (P)->proto == IPPROTO_TCP ?                    \
 				       ph_ftp_stash(DIR, K, P, F) : -1;       \
 		__u8 state_ = (F)->state, what_;                              \
-		int live_ = ph_flow_use(F, K, P, DIR, CLK);                   \
+		int live_;                                                    \
                                                                               \
+		/* A segment the endpoint drops changes nothing, here either. */ \
+		if (!stashed_ && state_ == PH_FS_ESTABLISHED &&               \
+		    ph_ftp_has_data(P) && VERIFY(CTX) != PH_CS_OK) {          \
+			(REASON) = PH_R_DROP_CTRL_CSUM;                       \
+			break;                                                \
+		}                                                             \
+		live_ = ph_flow_use(F, K, P, DIR, CLK);                       \
 		what_ = ph_ftp_what(P, state_, live_);                        \
+		if ((DIR) == PH_DIR_OUT && live_ == 1 &&                      \
+		    state_ == PH_FS_ESTABLISHED &&                            \
+		    ((P)->tcp_flags & PH_TCP_ACK))                            \
+			what_ |= PH_FTP_DO_ACK;                               \
 		if (!stashed_ && what_)                                       \
 			PH_FTP_RUN(DIR, CTX, BEGIN, COPY, what_);             \
 		(REASON) = live_ ? PH_R_PASS_FLOW : PH_CONTINUE;              \

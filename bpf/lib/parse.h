@@ -388,6 +388,7 @@ static __always_inline __u32 ph_parse_l4(struct ph_cursor *c,
 		p->sport = th->source;
 		p->dport = th->dest;
 		p->tcp_flags = ((__u8 *)th)[13];
+		p->tcp_seq = bpf_ntohl(th->seq);
 		if (ph_tcp_flags_bad(p->tcp_flags))
 			return PH_R_DROP_TCP_FLAGS;
 		break;

@@ -50,7 +50,13 @@ struct ph_event {
 	__u8 tcp_flags;             /* FIN 0x01, SYN 0x02, RST 0x04, ... */
 	__u8 host_role;             /* enum ph_ftp_host_role */
 	__u8 encrypted;             /* session is FTPS (implicit or after AUTH) */
-	__u8 pad[6];
+	__u8 pad[2];
+	/* CTRL_DATA seen on egress (dir OUT): the ACK number the local stack
+	 * sent (tcp_flags has ACK), i.e. how far it accepted the peer's
+	 * stream. Such a record may have no payload (len 0): a pure ACK the
+	 * datapath reports because the peer's stream has bytes it never
+	 * reported (ph_ftp_ack() in user/ftp.h). */
+	__u32 ack;
 	__u8 data[PH_CTRL_CAP];
 };
 
@@ -113,6 +119,10 @@ struct ph_ctrl_open_data {
 /* ph_ftp_parse.flags */
 #define PH_FTPC_ENCRYPTED (1u << 0) /* implicit FTPS, or 234 seen: no parsing */
 #define PH_FTPC_PINHOLE (1u << 1)   /* ph_ftp_parse.pinhole is installed */
+/* The stream of the server (client) resumes after the next LF: the local
+ * stack acknowledged bytes of it the parser never saw (a gap). */
+#define PH_FTPC_SKIP_SERVER (1u << 2)
+#define PH_FTPC_SKIP_CLIENT (1u << 3)
 
 /* ph_ftp_parse.last_cmd: the client command awaiting its reply */
 enum ph_ftpc_cmd {

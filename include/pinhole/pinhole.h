@@ -12,7 +12,7 @@
 
 #include <linux/types.h>
 
-#define PH_LAYOUT_VERSION 8
+#define PH_LAYOUT_VERSION 10
 
 /* Default pin directory, overridable with --pin-dir or PINHOLE_PIN_DIR. */
 #define PH_DEFAULT_PIN_DIR "/sys/fs/bpf/pinhole"
@@ -70,6 +70,8 @@
 	  "FTPS passive port; source holds no FTPS control session")          \
 	X(DROP_FTP_ACTIVE, "drop_ftp_active",                                 \
 	  "FTP active-data port without a pinhole (bounce guard)")            \
+	X(DROP_CTRL_CSUM, "drop_ctrl_csum",                                   \
+	  "FTP control segment with a bad TCP or IPv4 header checksum")       \
 	X(DROP_FAIL_CLOSED, "drop_fail_closed",                               \
 	  "internal lookup failed; configured fail-closed")
 
@@ -291,6 +293,11 @@ enum ph_flow_origin {
 /* An FTPS control connection the datapath counts in ftps_peers (ctrl.h):
  * set when the count is taken, cleared when it is given back. */
 #define PH_FF_FTPS_COUNTED (1u << 5)
+/* A half_open entry made by a TCP SYN: ph_flow.syn_seq holds its sequence
+ * number, so a retransmitted SYN (same number) is told from a new
+ * connection on the same 4-tuple (another one), which must take its own
+ * pinhole or policy check. */
+#define PH_FF_SYN_SEQ (1u << 6)
 
 struct ph_flow {
 	__u64 created_ns;
@@ -302,8 +309,13 @@ struct ph_flow {
 	__u16 rule;  /* rule index + 1 that admitted it (0: none) */
 	__u16 svc_id; /* service counter id of that rule (0: none) */
 	__u32 session; /* FTP session id for control and data flows */
-	__u32 checked_jiffies; /* datapath-private (low 32 bits of jiffies at
-				* the last timeout check); userspace writes 0 */
+	union {
+		__u32 checked_jiffies; /* flows, datapath-private (low 32 bits
+					* of jiffies at the last timeout check);
+					* userspace writes 0 */
+		__u32 syn_seq; /* half_open with PH_FF_SYN_SEQ: the SYN's
+				* sequence number */
+	};
 };
 
 /* Idle timeouts (load-time configurable through struct ph_load_cfg). */
@@ -397,8 +409,19 @@ struct ph_iface {
 	__u8 xdp_dispatcher;  /* 1: xdp_prog_id is a member of libxdp's
 			       * dispatcher, not attached to the device */
 	__u64 netns_ino;      /* network namespace of ifindex (/proc/self/ns/net) */
+	__u8 flags;           /* PH_IFF_* */
+	__u8 pad[7];
 };
 #define PH_IFACES_MAX 64
+
+/*
+ * ph_iface.flags. PH_IFF_CSUM_PARTIAL: frames may reach XDP with only the
+ * pseudo-header sum in the TCP checksum field, which the stack behind
+ * trusts (CHECKSUM_PARTIAL): a veth whose peer's stack left the checksum
+ * to "offload". The datapath then takes that value as well as a complete
+ * checksum on FTP control segments (docs/ftp-tracking.md, "Checksums").
+ */
+#define PH_IFF_CSUM_PARTIAL (1u << 0)
 
 /* ---------------------------------------------------------------------- */
 /* Service counters. Userspace gives every service name a counter id that  */

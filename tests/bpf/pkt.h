@@ -3,7 +3,9 @@
  * Packet builder for the datapath tests: a struct pkt_spec describes a
  * frame (VLAN tags, IPv4 options, IPv6 extension headers, fragments,
  * ICMP errors quoting another spec, deliberate damage), pkt_build() writes
- * it. Checksums are left 0: the datapath never reads them.
+ * it. The IPv4 header and TCP checksums are computed (the datapath checks
+ * those of FTP control segments); csum says how to spoil the TCP one. UDP
+ * and ICMP checksums are left 0: the datapath never reads them.
  */
 #ifndef PH_TESTS_PKT_H
 #define PH_TESTS_PKT_H
@@ -15,6 +17,13 @@
 #include <linux/types.h>
 
 #define PKT_MAX 4096
+
+enum pkt_csum {
+	PKT_CSUM_GOOD = 0,
+	PKT_CSUM_BAD = 1,     /* the right value with bits flipped */
+	PKT_CSUM_PARTIAL = 2, /* the pseudo-header sum only (CHECKSUM_PARTIAL) */
+	PKT_CSUM_BAD_IP = 3,  /* TCP right, IPv4 header checksum wrong */
+};
 
 enum pkt_frag {
 	PKT_FRAG_NONE = 0,
@@ -54,6 +63,7 @@ struct pkt_spec {
 	__u32 seq, ack;
 	const void *data;
 	int data_len;
+	int csum;            /* enum pkt_csum */
 };
 
 static inline void pkt_addr(int family, const char *s, __u8 *out)
@@ -71,6 +81,57 @@ static inline void pkt_put32(__u8 *p, __u32 v)
 {
 	pkt_put16(p, v >> 16);
 	pkt_put16(p + 2, v & 0xffff);
+}
+
+static inline __u32 pkt_sum(const __u8 *b, int n, __u32 s)
+{
+	int i;
+
+	for (i = 0; i + 1 < n; i += 2)
+		s += (__u32)b[i] << 8 | b[i + 1];
+	if (n & 1)
+		s += (__u32)b[n - 1] << 8;
+	return s;
+}
+
+static inline __u16 pkt_fold(__u32 s)
+{
+	while (s >> 16)
+		s = (s & 0xffff) + (s >> 16);
+	return (__u16)s;
+}
+
+/* The TCP checksum of the segment @l4 (@len bytes) between @src and @dst
+ * (4 or 16 bytes each), as spec @s wants it. */
+static inline void pkt_tcp_csum(const struct pkt_spec *s, const __u8 *src,
+				const __u8 *dst, int alen, __u8 *l4, int len)
+{
+	__u8 ph[40] = {};
+	__u32 sum;
+	int n;
+
+	if (s->proto != IPPROTO_TCP || s->frag == PKT_FRAG_LATER || len < 20)
+		return;
+	memcpy(ph, src, alen);
+	memcpy(ph + alen, dst, alen);
+	if (alen == 4) {
+		ph[9] = IPPROTO_TCP;
+		pkt_put16(ph + 10, len);
+		n = 12;
+	} else {
+		pkt_put32(ph + 32, len);
+		ph[39] = IPPROTO_TCP;
+		n = 40;
+	}
+	l4[16] = l4[17] = 0;
+	sum = pkt_sum(ph, n, 0);
+	if (s->csum == PKT_CSUM_PARTIAL) {
+		pkt_put16(l4 + 16, pkt_fold(sum));
+		return;
+	}
+	sum = pkt_sum(l4, len, sum);
+	pkt_put16(l4 + 16, (__u16)~pkt_fold(sum) ^
+				   (s->csum == PKT_CSUM_BAD ? 0x5a5a : 0));
 }
 
 static int pkt_l3(const struct pkt_spec *s, __u8 *b);
@@ -163,6 +224,12 @@ static int pkt_l3(const struct pkt_spec *s, __u8 *b)
 		for (i = 20; i < hlen; i++)
 			b[i] = 1; /* NOP options */
 		memcpy(b + hlen, l4, l4len);
+		if (!s->l4_cut)
+			pkt_tcp_csum(s, b + 12, b + 16, 4, b + hlen, l4len);
+		if (hlen <= 60) {
+			pkt_put16(b + 10, (__u16)~pkt_fold(pkt_sum(b, hlen, 0)) ^
+				  (s->csum == PKT_CSUM_BAD_IP ? 0x1111 : 0));
+		}
 		return hlen + l4len;
 	}
 
@@ -213,6 +280,8 @@ static int pkt_l3(const struct pkt_spec *s, __u8 *b)
 		n += len;
 	}
 	memcpy(b + n, l4, l4len);
+	if (!s->l4_cut)
+		pkt_tcp_csum(s, b + 8, b + 24, 16, b + n, l4len);
 	n += l4len;
 	pkt_put16(b + 4, n - 40 + s->len_extra);
 	return n;

@@ -855,6 +855,9 @@ static void t_order(void)
 	c = ctrl_of(&s, &found);
 	CHECK(found && !c.desync, "desynced by a retransmission");
 
+	/* A segment ahead of the stream is reported, not parsed; the local
+	 * stack's ACK past it (in the 227's header) makes the parser resume
+	 * at the next line, failing closed on the pairing. */
 	tname = "gap";
 	sess_init(&s, 4, SERVER, 40501);
 	if (!sess_open(&s, 0))
@@ -864,13 +867,24 @@ static void t_order(void)
 	CHECK_REASON(r, PH_R_PASS_FLOW, "segment after a gap");
 	CHECK(ev_count(PH_EV_CTRL_DATA) == 1, "segment after a gap unreported");
 	c = ctrl_of(&s, &found);
-	CHECK(found && c.desync, "a gap did not desync");
+	CHECK(found && !c.desync, "a gap desynced the session");
 	s.cnxt += 12;
 	say(&s, 0, "227 Entering Passive Mode (192,0,2,1,196,82)\r\n");
-	say(&s, 1, "PASV\r\n");
+	CHECK(pins(&s) == 0, "a 227 after a gap opened");
+	c = ctrl_of(&s, &found);
+	CHECK(found && c.ps.st[1].nxt == s.cnxt &&
+		      (c.ps.flags & PH_FTPC_SKIP_CLIENT),
+	      "the ACK did not move the client stream: nxt %x want %x flags %x",
+	      c.ps.st[1].nxt, s.cnxt, c.ps.flags);
+	CHECK(ev_last(PH_EV_CTRL_DATA) && ev_last(PH_EV_CTRL_DATA)->ack == s.cnxt,
+	      "the 227's record does not carry the ACK");
+	say(&s, 1, "PASV\r\n"); /* the first line after the gap: dropped */
 	say(&s, 0, "227 Entering Passive Mode (192,0,2,1,196,83)\r\n");
-	CHECK(pins(&s) == 0, "desynced session still opens");
-	CHECK(ev_count(PH_EV_CTRL_DATA) >= 4, "desynced session unreported");
+	CHECK(pins(&s) == 0, "the line after a gap was parsed");
+	say(&s, 1, "PASV\r\n");
+	say(&s, 0, "227 Entering Passive Mode (192,0,2,1,196,84)\r\n");
+	CHECK(has_pin(&s, 1, 50260), "no recovery at the next line");
+	CHECK(ev_count(PH_EV_CTRL_DATA) >= 6, "session unreported");
 
 	tname = "conflict";
 	sess_init(&s, 4, SERVER, 40502);
@@ -880,11 +894,215 @@ static void t_order(void)
 	c.busy = 1; /* as if another CPU were parsing this session */
 	bpf_map_update_elem(F->ftp_ctrl, &s.key, &c, BPF_EXIST);
 	say(&s, 1, "PASV\r\n");
-	say(&s, 0, "227 Entering Passive Mode (192,0,2,1,196,84)\r\n");
+	say(&s, 0, "227 Entering Passive Mode (192,0,2,1,196,85)\r\n");
 	CHECK(pins(&s) == 0, "parsed while busy elsewhere");
 	c = ctrl_of(&s, &found);
 	CHECK(found && c.desync, "a conflict did not desync");
 	CHECK(dp_stats().conflicts >= 1, "conflict not counted");
+}
+
+/* ---- checksums, fragments, ACKs (issue 13) ------------------------------- */
+
+/* A segment of one side at @seq with the checksum spoiled as @csum asks. */
+static int seg_csum(struct ctl *s, int from_client, __u32 seq,
+		    const char *text, int csum)
+{
+	struct pkt_spec p = ctl_spec(s, from_client, ACK | PSH, seq,
+				     from_client ? s->snxt : s->cnxt, text,
+				     strlen(text));
+
+	p.csum = csum;
+	return run_reason(dir_of(s, from_client), &p);
+}
+
+static void t_csum(void)
+{
+	int ifaces = bpf_map__fd(F->x->maps.ifaces);
+	struct ph_iface rec = { .ifindex = 1, .flags = PH_IFF_CSUM_PARTIAL };
+	char pa[64], pb[64];
+	struct ph_ftp_ctrl c;
+	struct ctl s;
+	bool found;
+	__u32 nxt;
+	int r, fam;
+
+	for (fam = 4; fam <= 6; fam += 2) {
+		tname = fam == 4 ? "bad checksum, then a good copy (IPv4)" :
+				   "bad checksum, then a good copy (IPv6)";
+		sess_init(&s, fam, SERVER, 40600 + fam);
+		if (!sess_open(&s, 0))
+			return;
+		if (fam == 4) {
+			port_text(pa, sizeof(pa), P4, 40001);
+			port_text(pb, sizeof(pb), P4, 41003);
+		} else {
+			snprintf(pa, sizeof(pa), "EPRT |2|%s|40001|\r\n", P6);
+			snprintf(pb, sizeof(pb), "EPRT |2|%s|41003|\r\n", P6);
+		}
+		ev_reset();
+		nxt = ctrl_of(&s, &found).ps.st[1].nxt;
+		r = seg_csum(&s, 1, s.cnxt, pb, PKT_CSUM_BAD);
+		CHECK_REASON(r, PH_R_DROP_CTRL_CSUM, "PORT B, bad checksum");
+		CHECK(evl.n == 0, "%d records for a bad segment", evl.n);
+		CHECK(pins(&s) == 0, "a bad segment opened a pinhole");
+		c = ctrl_of(&s, &found);
+		CHECK(found && c.ps.st[1].nxt == nxt && !c.desync,
+		      "a bad segment moved the parser");
+		say(&s, 1, pa);
+		CHECK(has_pin(&s, 0, 40001) && pins(&s) == 1,
+		      "the good copy at the same seq did not open A");
+	}
+
+	tname = "bad IPv4 header checksum";
+	sess_init(&s, 4, SERVER, 40610);
+	if (!sess_open(&s, 0))
+		return;
+	port_text(pb, sizeof(pb), P4, 41003);
+	r = seg_csum(&s, 1, s.cnxt, pb, PKT_CSUM_BAD_IP);
+	CHECK_REASON(r, PH_R_DROP_CTRL_CSUM, "bad IP header checksum");
+	CHECK(pins(&s) == 0, "opened from a bad IP header");
+
+	/* Only the pseudo-header sum: what a veth peer's stack leaves
+	 * (CHECKSUM_PARTIAL). Refused unless the interface may carry it. */
+	tname = "partial checksum on ingress";
+	sess_init(&s, 4, SERVER, 40611);
+	if (!sess_open(&s, 0))
+		return;
+	port_text(pa, sizeof(pa), P4, 40001);
+	r = seg_csum(&s, 1, s.cnxt, pa, PKT_CSUM_PARTIAL);
+	CHECK_REASON(r, PH_R_DROP_CTRL_CSUM, "partial, not a veth");
+	CHECK(!bpf_map_update_elem(ifaces, &rec.ifindex, &rec, BPF_ANY),
+	      "ifaces: %s", strerror(errno));
+	r = seg_csum(&s, 1, s.cnxt, pa, PKT_CSUM_PARTIAL);
+	CHECK_REASON(r, PH_R_PASS_FLOW, "partial on a veth");
+	s.cnxt += strlen(pa);
+	CHECK(has_pin(&s, 0, 40001), "partial on a veth: not parsed");
+	r = seg_csum(&s, 1, s.cnxt, "NOOP\r\n", PKT_CSUM_BAD);
+	CHECK_REASON(r, PH_R_DROP_CTRL_CSUM, "bad on a veth");
+	bpf_map_delete_elem(ifaces, &rec.ifindex);
+
+	/* Egress: the local stack's partial sum is trusted; a forged bad
+	 * one (a raw socket) is not. */
+	tname = "egress checksums";
+	sess_init(&s, 4, SERVER, 40612);
+	if (!sess_open(&s, 0))
+		return;
+	say(&s, 1, "PASV\r\n");
+	pasv_text(pa, sizeof(pa), L4, 50300);
+	r = seg_csum(&s, 0, s.snxt, pa, PKT_CSUM_BAD);
+	CHECK_REASON(r, PH_R_DROP_CTRL_CSUM, "egress, bad");
+	CHECK(pins(&s) == 0, "egress bad segment parsed");
+	r = seg_csum(&s, 0, s.snxt, pa, PKT_CSUM_PARTIAL);
+	CHECK_REASON(r, PH_R_PASS_FLOW, "egress, partial");
+	s.snxt += strlen(pa);
+	CHECK(has_pin(&s, 1, 50300), "egress partial not parsed");
+}
+
+/*
+ * A PORT in IP fragments: the first fragment is neither parsed nor
+ * reported; the server's reply acknowledges past it, and the parser
+ * resumes at the next line; the PORT after that opens (the in-kernel
+ * parser recovers, it does not desync).
+ */
+static void t_fragment(void)
+{
+	char pa[64], pb[64];
+	struct ph_ftp_ctrl c;
+	struct pkt_spec p;
+	struct ctl s;
+	bool found;
+	int r;
+
+	tname = "PORT in IP fragments";
+	sess_init(&s, 4, SERVER, 40620);
+	if (!sess_open(&s, 0))
+		return;
+	port_text(pa, sizeof(pa), P4, 40001);
+	port_text(pb, sizeof(pb), P4, 42000);
+	ev_reset();
+	p = ctl_spec(&s, 1, ACK | PSH, s.cnxt, s.snxt, pa, 4);
+	p.frag = PKT_FRAG_FIRST;
+	p.frag_id = 77;
+	r = run_reason(IN, &p);
+	CHECK_REASON(r, PH_R_PASS_FLOW, "first fragment");
+	CHECK(ev_count(PH_EV_CTRL_DATA) == 0, "a first fragment was reported");
+	s.cnxt += strlen(pa); /* the stack reassembled the whole PORT */
+	say(&s, 0, "200 PORT command successful.\r\n");
+	c = ctrl_of(&s, &found);
+	CHECK(found && !c.desync && c.ps.st[1].nxt == s.cnxt,
+	      "the ACK did not resync: desync %u nxt %x want %x", c.desync,
+	      c.ps.st[1].nxt, s.cnxt);
+	CHECK(pins(&s) == 0, "the fragmented PORT opened");
+	say(&s, 1, "LIST\r\n");
+	say(&s, 0, "425 Failed to establish connection.\r\n");
+	say(&s, 1, pb);
+	CHECK(has_pin(&s, 0, 42000), "the next PORT did not open");
+
+	/* A pure ACK past what the parser saw is reported (len 0); one that
+	 * is not, is not. */
+	tname = "pure ACKs";
+	ev_reset();
+	p = ctl_spec(&s, 0, ACK, s.snxt, s.cnxt, NULL, 0);
+	r = run_reason(dir_of(&s, 0), &p);
+	CHECK_REASON(r, PH_R_PASS_FLOW, "pure ACK");
+	CHECK(evl.n == 0, "an ACK of parsed bytes was reported");
+	r = seg_at(&s, 1, s.cnxt + 10, "NOOP\r\n", 6, ACK | PSH);
+	CHECK_REASON(r, PH_R_PASS_FLOW, "segment ahead");
+	ev_reset();
+	p = ctl_spec(&s, 0, ACK, s.snxt, s.cnxt + 16, NULL, 0);
+	r = run_reason(dir_of(&s, 0), &p);
+	CHECK(evl.n == 1 && evl.ev[0].type == PH_EV_CTRL_DATA &&
+		      evl.ev[0].len == 0 && evl.ev[0].ack == s.cnxt + 16 &&
+		      evl.ev[0].dir == OUT,
+	      "ACK past the parser: %d records", evl.n);
+}
+
+/*
+ * A fixed data port: the same 4-tuple again while the last connection is
+ * closing. Every new data SYN takes its own pinhole (PASS_EXPECT), the
+ * handshake replaces the closing flow, and only a retransmission of a SYN
+ * (same sequence number) rides its half-open entry.
+ */
+static void t_reuse(void)
+{
+	struct pkt_spec p = { .family = 4, .proto = IPPROTO_TCP, .set_seq = 1 };
+	char pa[64];
+	struct ctl s;
+	int i, r;
+
+	tname = "fixed data port";
+	sess_init(&s, 4, SERVER, 40630);
+	if (!sess_open(&s, 0))
+		return;
+	port_text(pa, sizeof(pa), P4, 40100);
+	for (i = 0; i < 3; i++) {
+		__u32 sseq = 0x1000000u * (i + 1), cseq = 0x70000000u + i;
+
+		say(&s, 1, pa);
+		say(&s, 0, "200 PORT command successful.\r\n");
+		/* server (this host) -> client, from port 20 */
+		p.src = L4, p.dst = P4, p.sport = 20, p.dport = 40100;
+		p.flags = SYN, p.seq = sseq, p.ack = 0;
+		r = run_reason(OUT, &p);
+		CHECK_REASON(r, PH_R_PASS_EXPECT, "data SYN");
+		r = run_reason(OUT, &p);
+		CHECK_REASON(r, PH_R_PASS_HALF_OPEN, "retransmitted data SYN");
+		p.src = P4, p.dst = L4, p.sport = 40100, p.dport = 20;
+		p.flags = SYN | ACK, p.seq = cseq, p.ack = sseq + 1;
+		r = run_reason(IN, &p);
+		CHECK_REASON(r, PH_R_PASS_HALF_OPEN, "data SYN-ACK");
+		p.flags = FIN | ACK, p.seq = cseq + 1;
+		r = run_reason(IN, &p);
+		CHECK_REASON(r, PH_R_PASS_FLOW, "client FIN");
+		p.src = L4, p.dst = P4, p.sport = 20, p.dport = 40100;
+		p.flags = FIN | ACK, p.seq = sseq + 1, p.ack = cseq + 2;
+		r = run_reason(OUT, &p);
+		CHECK_REASON(r, PH_R_PASS_FLOW, "server FIN");
+	}
+	/* A SYN with another number and no pinhole: not the last one's. */
+	p.flags = SYN, p.seq = 0x5000000u, p.ack = 0;
+	r = run_reason(OUT, &p);
+	CHECK(PH_REASON_IS_DROP(r), "new SYN without a pinhole: %s", rname(r));
 }
 
 /* ---- TLS ---------------------------------------------------------------- */
@@ -1528,6 +1746,12 @@ int main(void)
 	t_split();
 	policy_ftp(F);
 	t_order();
+	policy_ftp(F);
+	t_csum();
+	policy_ftp(F);
+	t_fragment();
+	policy_ftp(F);
+	t_reuse();
 	policy_ftp(F);
 	t_tls();
 	policy_ftp(F);

@@ -16,9 +16,20 @@
  *           with retransmissions (same bytes) of delivered pieces and of
  *           older bytes;
  *   lossy   like split, but some pieces are lost and some segments land
- *           far ahead (window overflow, resynchronisation).
+ *           far ahead (window overflow, resynchronisation);
+ *   conflict  like split (up to 4 pieces), plus decoys: copies of parts of
+ *           the message with other bytes (digits changed, LFs added),
+ *           before or after the real pieces, at the same sequence numbers
+ *           (shorter, longer) or overlapping, and over consumed bytes.
  * whole and split must give identical actions and line statistics
- * (invariant 5). Every run must satisfy the invariants on every action:
+ * (invariant 5). The conflict run is judged against an oracle: a plain
+ * model of Linux's receiver (tcp_data_queue / tcp_data_queue_ofo: consumed
+ * bytes are final, in-order data wins, a contained copy is dropped, a
+ * longer one at the same start replaces, held segments dequeue by start),
+ * kept apart from user/ftp.c's code: the stream it accepts, fed whole to
+ * a fresh session, must give the same actions and statistics as the
+ * tracker fed the raw segments, unless the tracker reports contested
+ * bytes (where Linux's merging of adjacent segments decides). Every run must satisfy the invariants on every action:
  * an OPEN is exact (the control connection's addresses, one wildcard
  * port, TCP), its port >= 1024, the session not encrypted, no other
  * pinhole pending; a REVOKE names the pending one; the tracker's view of
@@ -64,7 +75,7 @@ struct run {
 	bool encrypted;
 };
 
-static struct run run_whole, run_split, run_lossy;
+static struct run run_whole, run_split, run_lossy, run_conflict, run_oracle;
 /* Each direction's bytes, contiguous, for retransmitting older ranges. */
 static uint8_t histbuf[2][MAX_MSGS * PH_FTP_OOO_BYTES];
 
@@ -295,6 +306,195 @@ static void feed_split(struct run *r, const struct script *sc, bool lossy)
 }
 
 /* ---------------------------------------------------------------------- */
+/* The oracle: what a Linux receiver keeps of overlapping copies           */
+/* ---------------------------------------------------------------------- */
+
+#define OQ_MAX 32
+
+static bool same(const struct run *a, const struct run *b);
+
+struct oracle {
+	__u32 nxt;                /* rcv_nxt, relative */
+	struct {
+		__u32 seq, end;
+		const uint8_t *p; /* the segment's own bytes */
+	} q[OQ_MAX];              /* out-of-order queue, by seq */
+	int n;
+	uint8_t *out;             /* the bytes accepted, in order */
+	__u32 olen;
+};
+
+static bool o_before(__u32 a, __u32 b)
+{
+	return (__s32)(a - b) < 0;
+}
+
+static void o_append(struct oracle *o, const uint8_t *p, __u32 from,
+		     __u32 seq, __u32 end)
+{
+	/* bytes [from, end) of a segment starting at seq */
+	memcpy(o->out + o->olen, p + (from - seq), end - from);
+	o->olen += end - from;
+	o->nxt = end;
+}
+
+static void o_remove(struct oracle *o, int i)
+{
+	memmove(&o->q[i], &o->q[i + 1], (size_t)(o->n - i - 1) * sizeof(o->q[0]));
+	o->n--;
+}
+
+static void o_rx(struct oracle *o, __u32 seq, const uint8_t *p, __u32 len)
+{
+	__u32 end = seq + len;
+	int i, pred = -1;
+
+	if (!len || !o_before(o->nxt, end))
+		return; /* old: tcp_data_queue drops it */
+	if (!o_before(o->nxt, seq)) {
+		/* in order (perhaps partly old): queued whole from rcv_nxt,
+		 * then tcp_ofo_queue() */
+		o_append(o, p, o->nxt, seq, end);
+		while (o->n && !o_before(o->nxt, o->q[0].seq)) {
+			if (o_before(o->nxt, o->q[0].end))
+				o_append(o, o->q[0].p, o->nxt, o->q[0].seq,
+					 o->q[0].end);
+			o_remove(o, 0);
+		}
+		return;
+	}
+	for (i = 0; i < o->n; i++)
+		if (!o_before(seq, o->q[i].seq))
+			pred = i;
+	i = pred + 1;
+	if (pred >= 0 && o_before(seq, o->q[pred].end)) {
+		if (!o_before(o->q[pred].end, end))
+			return; /* all the bits are present: drop */
+		if (o->q[pred].seq == seq) {
+			/* covers it: replace */
+			o->q[pred].end = end;
+			o->q[pred].p = p;
+			i = pred;
+			goto merge_right;
+		}
+	}
+	CHECK(o->n < OQ_MAX, "oracle queue");
+	memmove(&o->q[i + 1], &o->q[i], (size_t)(o->n - i) * sizeof(o->q[0]));
+	o->q[i].seq = seq;
+	o->q[i].end = end;
+	o->q[i].p = p;
+	o->n++;
+merge_right:
+	while (i + 1 < o->n && o_before(o->q[i + 1].seq, end) &&
+	       !o_before(end, o->q[i + 1].end))
+		o_remove(o, i + 1);
+}
+
+static uint8_t decoy_buf[8][PH_FTP_OOO_BYTES];
+static uint8_t oracle_out[2][MAX_MSGS * PH_FTP_OOO_BYTES];
+
+/* Bytes [from, to) of message m with some changed. */
+static const uint8_t *decoy(const struct msg *m, int k, __u32 from, __u32 to,
+			    __u32 *x)
+{
+	uint8_t *d = decoy_buf[k & 7];
+	__u32 i;
+
+	for (i = from; i < to; i++) {
+		uint8_t c = m->p[i], r = (uint8_t)rnd(x);
+
+		if (r % 4 == 0 && c >= '0' && c <= '9')
+			c = (uint8_t)('0' + (c - '0' + 1 + r % 9) % 10);
+		else if (r % 29 == 0)
+			c = '\n';
+		d[i - from] = c;
+	}
+	return d;
+}
+
+/* The conflict run: the tracker fed pieces and decoys; the oracle the
+ * same; the reference fed what the oracle accepted, message by message. */
+static void feed_conflict(const struct script *sc)
+{
+	static struct oracle o[2];
+	struct run *r = &run_conflict;
+	__u32 x = (sc->seed ^ 0x9e3779b9u) | 1;
+	__u32 start_out[MAX_MSGS], i;
+	int k, nd = 0;
+
+	memset(o, 0, sizeof(o));
+	o[0].out = oracle_out[0];
+	o[1].out = oracle_out[1];
+	start(r, sc);
+	for (i = 0; i < (__u32)sc->n; i++) {
+		const struct msg *m = &sc->m[i];
+		struct oracle *or = &o[m->side];
+		__u64 now = (__u64)(i + 1) * SEC;
+		size_t cuts[9];
+		int order[8], np = cut(m->len, &x, cuts, order);
+
+		if (np > 4) { /* at most 4 pieces + 4 decoys held at once */
+			cuts[4] = m->len;
+			np = 4;
+			for (k = 0; k < 4; k++)
+				order[k] = k;
+		}
+		start_out[i] = or->olen;
+		for (k = 0; k < np; k++) {
+			int a = order[k], when;
+			__u32 op = rnd(&x);
+
+			for (when = 0; when < 2; when++) {
+				__u32 from, to;
+				const uint8_t *d;
+
+				if (when == 1) {
+					__u32 s0 = m->rel + (__u32)cuts[a];
+
+					seg(r, sc, m->side, s0, m->p + cuts[a],
+					    cuts[a + 1] - cuts[a], now);
+					o_rx(or, s0, m->p + cuts[a],
+					     (__u32)(cuts[a + 1] - cuts[a]));
+				}
+				if ((op >> (4 * when)) % 3 || !m->len || nd >= 4 * (int)(i + 1))
+					continue;
+				/* a decoy: from the piece's start or inside
+				 * it, any length within the message */
+				from = (__u32)cuts[a];
+				if ((op >> 9) & 1 && cuts[a + 1] > cuts[a])
+					from += rnd(&x) % (__u32)(cuts[a + 1] - cuts[a]);
+				if (from >= m->len)
+					continue;
+				to = from + 1 + rnd(&x) % (__u32)(m->len - from);
+				d = decoy(m, nd, from, to, &x);
+				nd++;
+				seg(r, sc, m->side, m->rel + from, d, to - from,
+				    now);
+				o_rx(or, m->rel + from, d, to - from);
+			}
+		}
+		CHECK(or->nxt == m->rel + m->len && or->n == 0,
+		      "oracle: message not complete");
+		nd = 0;
+	}
+	finish(r);
+
+	/* The reference: the oracle's stream, one segment per message. */
+	r = &run_oracle;
+	start(r, sc);
+	for (i = 0; i < (__u32)sc->n; i++) {
+		const struct msg *m = &sc->m[i];
+
+		seg(r, sc, m->side, m->rel, oracle_out[m->side] + start_out[i],
+		    m->len, (__u64)(i + 1) * SEC);
+	}
+	finish(r);
+	if (!ph_ftp_stats(&run_conflict.s)->contested)
+		CHECK(same(&run_oracle, &run_conflict),
+		      "the tracker kept other bytes than Linux (oracle)");
+}
+
+/* ---------------------------------------------------------------------- */
 /* Entry                                                                   */
 /* ---------------------------------------------------------------------- */
 
@@ -402,5 +602,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	CHECK(same(&run_whole, &run_split),
 	      "whole and split feeding differ (invariant 5)");
 	feed_split(&run_lossy, &sc, true);
+	feed_conflict(&sc);
 	return 0;
 }

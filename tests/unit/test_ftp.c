@@ -836,14 +836,128 @@ static void test_retransmit_other_bytes(void)
 	       (unsigned long long)d->s.stats.lines);
 	EXPECT(d->s.stats.dup_bytes > 0, "dup bytes counted");
 
-	/* out of order: the first copy held wins over a later one */
-	cur_case = "held bytes win";
+	/* out of order: an in-order segment wins over the held copy of the
+	 * same bytes (Linux queues it whole) */
+	cur_case = "in-order bytes win over held ones";
 	drv_init(d, SERVER, 0, 0, 100, 200, true);
-	feed(d, 1, 4, "\r\n");                   /* held */
-	feed(d, 1, 0, "PASVXXXX");                /* "XX" at 4..5 ignored */
+	feed(d, 1, 4, "\r\n");                   /* held, then superseded */
+	feed(d, 1, 0, "PASVXXXX");                /* no LF: no line yet */
 	feed(d, 0, 0, "227 ok (" S4 "," P5001 ")\r\n");
 	fmt_actions(d, got, sizeof(got));
-	EXPECT(!strcmp(got, "open:PASV:in:5001"), "got [%s]", got);
+	EXPECT(!strcmp(got, "refuse:unsolicited_reply"), "got [%s]", got);
+}
+
+/* PORT lines of the same length for ports 5001 (A) and 5098 (B). */
+#define PORT_A "PORT " C4 ",19,137\r\n"
+#define PORT_B "PORT " C4 ",19,234\r\n"
+
+/* Linux's keep-rule for overlapping copies (ftp.c, "Stream reassembly"),
+ * each case as measured against a Linux server (tests/e2e/
+ * test_tcp_reasm.sh for a, b). */
+static void test_keep_rule(void)
+{
+	char got[512];
+	struct drv *d = &drv_a;
+	size_t k = strlen("PORT " C4 ",19,");
+
+	_Static_assert(sizeof(PORT_A) == sizeof(PORT_B), "same length");
+
+	cur_case = "tail of PORT B held, then PORT A whole in order";
+	drv_init(d, SERVER, 0, 0, 100, 200, true);
+	feed(d, 1, (__u32)k, PORT_B + k);
+	feed(d, 1, 0, PORT_A);
+	fmt_actions(d, got, sizeof(got));
+	EXPECT(!strcmp(got, "open:PORT:out:5001"), "got [%s]", got);
+
+	cur_case = "two held copies at one seq, the later longer, replaces";
+	drv_init(d, SERVER, 0, 0, 100, 200, true);
+	feed(d, 1, (__u32)k, PORT_A + k);            /* 137\r\n */
+	feed(d, 1, (__u32)k, "234\r\nNOOP\r\n");     /* longer */
+	feed(d, 1, 0, "PORT " C4 ",19,");
+	fmt_actions(d, got, sizeof(got));
+	EXPECT(!strcmp(got, "open:PORT:out:5098"), "got [%s]", got);
+	EXPECT(d->s.stats.ooo_replaced > 0 && !d->s.stats.contested,
+	       "replaced %llu contested %llu",
+	       (unsigned long long)d->s.stats.ooo_replaced,
+	       (unsigned long long)d->s.stats.contested);
+
+	cur_case = "a later copy inside a held one is dropped";
+	drv_init(d, SERVER, 0, 0, 100, 200, true);
+	feed(d, 1, (__u32)k, "137\r\nNOOP\r\n");
+	feed(d, 1, (__u32)k, "234\r\n");            /* shorter: dropped */
+	feed(d, 1, 0, "PORT " C4 ",19,");
+	fmt_actions(d, got, sizeof(got));
+	EXPECT(!strcmp(got, "open:PORT:out:5001"), "got [%s]", got);
+
+	cur_case = "a partial overlap keeps the earlier held bytes";
+	drv_init(d, SERVER, 0, 0, 100, 200, true);
+	feed(d, 1, (__u32)k, "13");
+	feed(d, 1, (__u32)k + 1, "27\r\n");         /* its 2 at k + 1 loses */
+	feed(d, 1, 0, "PORT " C4 ",19,");
+	fmt_actions(d, got, sizeof(got));
+	EXPECT(!strcmp(got, "open:PORT:out:5001"), "got [%s]", got);
+
+	cur_case = "a held segment covering later held ones replaces them";
+	drv_init(d, SERVER, 0, 0, 100, 200, true);
+	feed(d, 1, (__u32)k + 1, "37");
+	feed(d, 1, (__u32)k, "234\r\n");            /* starts earlier */
+	feed(d, 1, 0, "PORT " C4 ",19,");
+	fmt_actions(d, got, sizeof(got));
+	EXPECT(!strcmp(got, "open:PORT:out:5098"), "got [%s]", got);
+
+	cur_case = "consumed bytes are final";
+	drv_init(d, SERVER, 0, 0, 100, 200, true);
+	feed(d, 1, 0, PORT_A);
+	feed(d, 1, 0, PORT_B);
+	fmt_actions(d, got, sizeof(got));
+	EXPECT(!strcmp(got, "open:PORT:out:5001"), "got [%s]", got);
+
+	/* Linux may have merged the second held segment into the first (it
+	 * continues it): then the longer copy does not replace it. Which
+	 * copy the endpoint kept is unknown: nothing is parsed from it. */
+	cur_case = "a replacement at a joint is contested";
+	drv_init(d, SERVER, 0, 0, 100, 200, true);
+	feed(d, 1, (__u32)k - 3, "19,");
+	feed(d, 1, (__u32)k, "137\r\n");            /* joined to "19," */
+	feed(d, 1, (__u32)k, "234\r\nNOOP\r\n");
+	feed(d, 1, 0, "PORT " C4 ",");
+	feed(d, 1, (__u32)strlen(PORT_A) + 6, PORT_A);
+	fmt_actions(d, got, sizeof(got));
+	EXPECT(!strcmp(got, "open:PORT:out:5001"), "got [%s]", got);
+	EXPECT(d->s.stats.contested > 0, "contested %llu",
+	       (unsigned long long)d->s.stats.contested);
+}
+
+/* The local stack acknowledged bytes the tracker never saw (a segment in
+ * IP fragments): resynchronise at the next line instead of waiting. */
+static void test_ack_gap(void)
+{
+	char got[512];
+	struct drv *d = &drv_a;
+	__u32 n = (__u32)strlen(PORT_A), m = (__u32)strlen("LIST\r\n");
+
+	cur_case = "ACK over a hole: the next line is dropped, the one after parsed";
+	drv_init(d, SERVER, 0, 0, 100, 200, true);
+	feed(d, 1, 0, "USER a\r\n");
+	feed(d, 0, 0, "331 ok\r\n");
+	/* PORT A in fragments: never fed; then LIST, held */
+	feed(d, 1, 8 + n, "LIST\r\n");
+	EXPECT(!ph_ftp_ack(&d->s, 1, d->base[1] + 8 - 2), "old ACK: no gap");
+	EXPECT(ph_ftp_ack(&d->s, 1, d->base[1] + 8 + n), "ACK: gap");
+	EXPECT(!ph_ftp_ack(&d->s, 1, d->base[1] + 8 + n), "same ACK again");
+	feed(d, 1, 8 + n, "LIST\r\n");               /* now the next line */
+	feed(d, 0, 8, "150 ok\r\n226 ok\r\n");
+	feed(d, 1, 8 + n + m, PORT_B);
+	fmt_actions(d, got, sizeof(got));
+	EXPECT(!strcmp(got, "open:PORT:out:5098"), "got [%s]", got);
+	EXPECT(d->s.stats.ack_gaps == 1 && d->s.stats.lines_discarded == 1,
+	       "ack_gaps %llu discarded %llu",
+	       (unsigned long long)d->s.stats.ack_gaps,
+	       (unsigned long long)d->s.stats.lines_discarded);
+
+	cur_case = "ACK without a session's first byte known: ignored";
+	drv_init(d, SERVER, 0, 0, 100, 200, false);
+	EXPECT(!ph_ftp_ack(&d->s, 1, 12345), "pickup mode, nothing fed");
 }
 
 static void test_out_of_order(void)
@@ -1137,6 +1251,8 @@ int main(void)
 	run_case(&session);
 	test_retransmit_other_bytes();
 	test_out_of_order();
+	test_keep_rule();
+	test_ack_gap();
 	test_window_overflow();
 	test_line_limits();
 	test_flood();
