@@ -88,12 +88,26 @@ static __always_inline __u32 egress_policy(const struct ph_flow_key *k,
 		return ph_fail_reason();
 	l4 = p->proto == IPPROTO_TCP ? PH_L4_TCP : PH_L4_UDP;
 
-	reason = ph_port_lookup2(&pol, l4, PH_PT_OUT_DPORT, p->dport,
-				 PH_PT_OUT_SPORT, p->sport, &v);
-	if (reason != PH_CONTINUE)
-		return reason;
+	/* A tracked service's active-data port first: the service a bounce
+	 * aims at (25, ...) must not let it out. */
+	if (l4 == PH_L4_TCP) {
+		v = ph_port_rule(&pol, l4, PH_PT_OUT_SPORT, p->sport);
+		if (v < 0)
+			return ph_fail_reason();
+		if (v && !ph_rule_is_guard(&pol, v))
+			v = 0;
+	}
+	if (!v) {
+		reason = ph_port_lookup2(&pol, l4, PH_PT_OUT_DPORT, p->dport,
+					 PH_PT_OUT_SPORT, p->sport, &v);
+		if (reason != PH_CONTINUE)
+			return reason;
+	}
 	if (v) {
 		reason = ph_rule_verdict(&pol, v, p->dst, &rflags, svc);
+		if (reason == PH_R_DROP_FTP_ACTIVE)
+			reason = ph_guard_verdict(&pol, PH_DIR_OUT, p->dst,
+						  p->src, p->dport);
 	} else if (l4 == PH_L4_TCP && !ph_tcp_is_syn(p)) {
 		/* Reply of a connection an inbound rule admits but no flow
 		 * tracks (opened before attach, or its entry was evicted):
@@ -122,6 +136,9 @@ static __always_inline __u32 egress_policy(const struct ph_flow_key *k,
 		ph_half_open_add(k, p, PH_FO_OUTBOUND,
 				 PH_FF_INIT_OUT | ph_rule_flow_flags(rflags),
 				 v, *svc, 0, clk);
+	else if (reason == PH_R_PASS_FTPS_ACTIVE && ph_pkt_opens(p))
+		ph_half_open_add(k, p, PH_FO_FTPS, PH_FF_INIT_OUT, v, *svc, 0,
+				 clk);
 	return reason;
 }
 

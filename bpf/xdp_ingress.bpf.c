@@ -68,15 +68,20 @@ static __always_inline __u32 ingress_rule(const struct ph_pkt *p, int *v,
 				 PH_PT_IN_SPORT, p->sport, v);
 	if (reason != PH_CONTINUE)
 		return reason;
-	if (*v)
-		return ph_rule_verdict(&pol, *v, p->src, rflags, svc);
-	return ph_default_verdict(&pol, PH_DIR_IN);
+	if (!*v)
+		return ph_default_verdict(&pol, PH_DIR_IN);
+	reason = ph_rule_verdict(&pol, *v, p->src, rflags, svc);
+	if (reason == PH_R_DROP_FTP_ACTIVE)
+		reason = ph_guard_verdict(&pol, PH_DIR_IN, p->src, p->dst,
+					  p->dport);
+	return reason;
 }
 
 static __always_inline int ph_admitted(__u32 reason)
 {
 	return reason == PH_R_PASS_POLICY || reason == PH_R_PASS_DEFAULT ||
-	       reason == PH_R_PASS_FTPS_RANGE;
+	       reason == PH_R_PASS_FTPS_RANGE ||
+	       reason == PH_R_PASS_FTPS_ACTIVE;
 }
 
 /*
@@ -200,8 +205,10 @@ static __always_inline __u32 ingress_syn(struct xdp_md *ctx,
 		ph_flow_key_init(k, p, PH_DIR_IN);
 	}
 	ph_half_open_add(k, p,
-			 reason == PH_R_PASS_FTPS_RANGE ? PH_FO_FTPS :
-							  PH_FO_INBOUND,
+			 reason == PH_R_PASS_FTPS_RANGE ||
+					 reason == PH_R_PASS_FTPS_ACTIVE ?
+				 PH_FO_FTPS :
+				 PH_FO_INBOUND,
 			 ph_rule_flow_flags(rflags), v, *svc, 0, clk);
 	return reason;
 }

@@ -375,8 +375,22 @@ static bool port_field(const char *p, const char *e, __u16 *port)
 	return true;
 }
 
+/* Is @addr the address @own names, or, when @own is this host's, one of
+ * the service's nat-address? */
+static bool addr_ok(const struct ph_ftp_session *s, const __u8 *addr,
+		    const __u8 *own, bool local)
+{
+	if (!memcmp(addr, own, 16))
+		return true;
+	for (int i = 0; local && i < s->cfg.nnat && i < PH_NAT_ADDRS_MAX; i++)
+		if (!memcmp(addr, s->cfg.nat_addr[i], 16))
+			return true;
+	return false;
+}
+
 /* Checks shared by every form once the numbers parsed: family, whose
- * address it is (bounce / third party), privileged port. */
+ * address it is (bounce / third party; this host's own may be its
+ * nat-address), privileged port. */
 static enum ph_ftp_refuse check_dport(const struct ph_ftp_session *s,
 				      const struct dport *d, int family,
 				      bool has_addr)
@@ -386,10 +400,12 @@ static enum ph_ftp_refuse check_dport(const struct ph_ftp_session *s,
 	if (family != s->cfg.family)
 		return PH_FTP_REFUSE_WRONG_FAMILY;
 	if (has_addr && via_passive(d->via) &&
-	    memcmp(d->addr, s->cfg.server_addr, 16))
+	    !addr_ok(s, d->addr, s->cfg.server_addr,
+		     s->cfg.role == PH_FTP_ROLE_SERVER))
 		return PH_FTP_REFUSE_THIRD_PARTY;
 	if (has_addr && !via_passive(d->via) &&
-	    memcmp(d->addr, s->cfg.client_addr, 16))
+	    !addr_ok(s, d->addr, s->cfg.client_addr,
+		     s->cfg.role == PH_FTP_ROLE_CLIENT))
 		return PH_FTP_REFUSE_BOUNCE;
 	if (d->port < PH_FTP_MIN_DATA_PORT)
 		return PH_FTP_REFUSE_LOW_PORT;
@@ -1007,6 +1023,8 @@ int ph_ftp_init(struct ph_ftp_session *s, const struct ph_ftp_config *cfg)
 				       !is_v4_mapped(cfg->server_addr)))
 		return -EINVAL;
 	if (cfg->role != PH_FTP_ROLE_SERVER && cfg->role != PH_FTP_ROLE_CLIENT)
+		return -EINVAL;
+	if (cfg->nnat < 0 || cfg->nnat > PH_NAT_ADDRS_MAX)
 		return -EINVAL;
 	memset(s, 0, sizeof(*s));
 	s->cfg = *cfg;

@@ -90,6 +90,11 @@ struct ph_ftp_config {
 	enum ph_ftp_role role;
 	__u64 ttl_ns;            /* pinhole lifetime; 0: PH_FTP_DEFAULT_TTL_NS */
 	bool implicit_tls;       /* encrypted from the start (e.g. port 990) */
+	/* nat-address of the service (1:1 NAT): addresses that may stand
+	 * for this host's own (server_addr on a server, client_addr on a
+	 * client) in 227 / PORT / EPRT. v4-mapped for IPv4. */
+	int nnat;
+	__u8 nat_addr[PH_NAT_ADDRS_MAX][16];
 };
 
 struct ph_ftp_action {

@@ -47,6 +47,7 @@ static const char *const map_names[PH_MAP__COUNT] = {
 	[PH_MAP_COUNTERS] = "counters",
 	[PH_MAP_IFACES] = "ifaces",
 	[PH_MAP_FTPS_PEERS] = "ftps_peers",
+	[PH_MAP_FTP_NAT] = "ftp_nat",
 	[PH_MAP_SVC_COUNTERS] = "svc_counters",
 	[PH_MAP_SVC_IDS] = "svc_ids",
 	[PH_MAP_MONITOR] = "monitor",

@@ -287,6 +287,50 @@ static int write_peers(const struct ph_instance *inst, __u32 slot,
 	return err;
 }
 
+/*
+ * ftp_nat entries of slot: the tracked services' nat-address lists. The
+ * slot's old entries go first (whatever policy wrote them), then this
+ * policy's; the slot is inactive, so no packet sees the change.
+ */
+static int write_nat(const struct ph_instance *inst, __u32 slot,
+		     const struct ph_policy *pol)
+{
+	int fd = inst->fd[PH_MAP_FTP_NAT], n = 0;
+	struct ph_ftp_nat_key k, *prev = NULL, *old;
+	struct ph_ftp_nat v;
+
+	if (fd < 0)
+		return -ENOENT;
+	old = calloc(PH_FTP_NAT_MAX, sizeof(*old));
+	if (!old)
+		return -ENOMEM;
+	/* Collect, then delete: deleting while walking restarts the walk. */
+	while (n < PH_FTP_NAT_MAX && !bpf_map_get_next_key(fd, prev, &k)) {
+		old[n] = k;
+		prev = &old[n];
+		n++;
+	}
+	for (int i = 0; i < n; i++)
+		if (old[i].slot == slot)
+			bpf_map_delete_elem(fd, &old[i]);
+	free(old);
+	for (int si = 0; si < pol->nservices; si++) {
+		const struct ph_service *s = &pol->services[si];
+
+		if (!s->nnat)
+			continue;
+		memset(&k, 0, sizeof(k));
+		memset(&v, 0, sizeof(v));
+		k.slot = slot;
+		k.service = (__u32)si;
+		v.n = (__u32)s->nnat;
+		memcpy(v.addr, s->nat, sizeof(v.addr));
+		if (bpf_map_update_elem(fd, &k, &v, BPF_ANY))
+			return -errno;
+	}
+	return 0;
+}
+
 static int check_limits(const struct ph_policy *pol)
 {
 	if (pol->nrules > PH_MAX_RULES || pol->nservices > PH_MAX_SETS) {
@@ -364,6 +408,9 @@ int ph_policy_install(struct ph_instance *inst, const struct ph_policy *pol,
 				    (__u32)pol->nservices);
 		return write_failed("peers", err);
 	}
+	err = write_nat(inst, slot, pol);
+	if (err)
+		return write_failed("ftp_nat", err);
 
 	st = v.st;
 	st.generation = v.st.generation + 1;

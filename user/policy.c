@@ -78,7 +78,7 @@ struct parser {
 	const struct tok *defining; /* name of the set being defined */
 	struct svc_extra *sx;
 	int capsvc;
-	int nrules, npeers;
+	int nrules, npeers, nnat;
 	long expanded; /* prefixes copied out of sets so far (@name) */
 	struct name_index set_idx, svc_idx;
 };
@@ -853,6 +853,7 @@ struct svc_parse {
 	struct plist peers;
 	int any_col, peers_col;
 	int action_col, flag_col[3];
+	int nat_col, active_col;
 };
 
 static const struct {
@@ -971,6 +972,91 @@ static const char *tail_hint(const struct tok *t)
 	return NULL;
 }
 
+/* One host address (no prefix), v4-mapped for IPv4. */
+static int parse_host(struct parser *p, const struct tok *t, __u8 *addr)
+{
+	static const char what[] = "an IPv4 or IPv6 host address";
+	static const __u8 none[16];
+	char buf[64];
+	__u8 v4[4];
+
+	if (t->kind != T_WORD || t->len >= (int)sizeof(buf))
+		return expected(p, t, what, NULL);
+	if (memchr(t->s, '/', (size_t)t->len))
+		return expected(p, t, what,
+				" (nat-address names addresses, not prefixes)");
+	memcpy(buf, t->s, (size_t)t->len);
+	buf[t->len] = 0;
+	memset(addr, 0, 16);
+	if (strchr(buf, ':')) {
+		if (inet_pton(AF_INET6, buf, addr) != 1)
+			return expected(p, t, what, NULL);
+	} else {
+		if (inet_pton(AF_INET, buf, v4) != 1)
+			return expected(p, t, what, NULL);
+		addr[10] = addr[11] = 0xff;
+		memcpy(addr + 12, v4, 4);
+	}
+	if (!memcmp(addr, none, 16) ||
+	    (is_v4mapped(addr) && !memcmp(addr + 12, none, 4)))
+		return perr(p, t->col, "%s names no host (unspecified address)",
+			    buf);
+	return 0;
+}
+
+/* nat-address ADDR { , ADDR } */
+static int parse_nat(struct parser *p, struct svc_parse *sp,
+		     const struct tok *kw)
+{
+	struct ph_service *s = &sp->s;
+	const struct tok *t;
+	__u8 a[16];
+
+	if (sp->nat_col)
+		return perr(p, kw->col,
+			    "nat-address is already given at column %d (list every address after it, separated by commas)",
+			    sp->nat_col);
+	sp->nat_col = kw->col;
+	for (;;) {
+		t = next(p);
+		if (parse_host(p, t, a))
+			return -1;
+		for (int i = 0; i < s->nnat; i++)
+			if (!memcmp(s->nat[i], a, 16))
+				return perr(p, t->col, "%.*s is listed twice",
+					    t->len, t->s);
+		if (s->nnat == PH_NAT_ADDRS_MAX)
+			return perr(p, t->col,
+				    "at most %d nat-address addresses per service",
+				    PH_NAT_ADDRS_MAX);
+		memcpy(s->nat[s->nnat++], a, 16);
+		if (peek(p)->kind != T_COMMA)
+			return 0;
+		next(p);
+	}
+}
+
+/* active-port PORT */
+static int parse_active_port(struct parser *p, struct svc_parse *sp,
+			     const struct tok *kw)
+{
+	const struct tok *t;
+	unsigned long v;
+
+	if (sp->active_col)
+		return perr(p, kw->col, "active-port is already given at column %d",
+			    sp->active_col);
+	sp->active_col = kw->col;
+	t = next(p);
+	if (t->kind != T_WORD || !parse_num(t->s, t->len, 5, &v) || !v ||
+	    v > 65535)
+		return expected(p, t,
+				"the active-data source port (1-65535) after active-port",
+				NULL);
+	sp->s.active_port = (__u16)v;
+	return 0;
+}
+
 /* [from|to PEERS] then allow|deny and flags, in any order. */
 static int parse_tail(struct parser *p, struct svc_parse *sp)
 {
@@ -1011,11 +1097,21 @@ static int parse_tail(struct parser *p, struct svc_parse *sp)
 			s->flags |= flag_words[i].flag;
 			continue;
 		}
+		if (is(t, "nat-address")) {
+			if (parse_nat(p, sp, t))
+				return -1;
+			continue;
+		}
+		if (is(t, "active-port")) {
+			if (parse_active_port(p, sp, t))
+				return -1;
+			continue;
+		}
 		if (is(t, "from") || is(t, "to"))
 			return perr(p, t->col,
 				    "the peer list (from/to) must come right after the ports");
 		return expected(p, t,
-			"allow, deny, a flag (ftp-track, ftps-range, ftps-implicit) or end of line",
+			"allow, deny, a flag (ftp-track, ftps-range, ftps-implicit), nat-address, active-port or end of line",
 			tail_hint(t));
 	}
 	return 0;
@@ -1056,6 +1152,22 @@ static int check_flags(struct parser *p, struct svc_parse *sp)
 				    "ftps-range marks data ports; it cannot be combined with %s",
 				    sp->flag_col[0] ? "ftp-track" : "ftps-implicit");
 	}
+	if (sp->nat_col && !sp->flag_col[0])
+		return perr(p, sp->nat_col,
+			    "nat-address applies to ftp-track services only (the addresses their control channel may announce)");
+	if (sp->active_col && !sp->flag_col[0] && !sp->flag_col[2])
+		return perr(p, sp->active_col,
+			    "active-port applies to ftp-track and ftps-implicit services only");
+	if (sp->flag_col[0] || sp->flag_col[2]) {
+		if (!s->active_port)
+			s->active_port = sp->flag_col[2] ?
+						 PH_ACTIVE_PORT_FTPS_IMPLICIT :
+						 PH_ACTIVE_PORT_FTP;
+		/* The server's data leaves it; a client receives it. */
+		s->active_table = (__u8)table_of(
+			s->dir == PH_DIR_IN ? PH_DIR_OUT : PH_DIR_IN, true);
+	}
+	s->active_open_by = -1;
 	if (s->action == PH_ACT_DROP && sp->peers_col && sp->peers.n)
 		return perr(p, sp->peers_col,
 			    "a deny service drops every peer; it takes no peer list (exclude prefixes with ! on an allow service instead)");
@@ -1263,13 +1375,25 @@ static int check_overlaps(struct parser *p, struct ph_service *s, int idx)
 	return 0;
 }
 
+/* Rules a service may need besides its own: its active-data guard. */
+static int guard_rules(const struct ph_service *s)
+{
+	return s->active_port ? 1 : 0;
+}
+
 static int check_limits(struct parser *p, struct svc_parse *sp)
 {
 	struct ph_service *s = &sp->s;
 	int nl4 = __builtin_popcount(s->l4_mask), i;
 
+	if (s->nnat && p->nnat >= PH_FTP_NAT_MAX / PH_SLOTS)
+		return perr(p, sp->nat_col,
+			    "too many services with nat-address: the limit is %d",
+			    PH_FTP_NAT_MAX / PH_SLOTS);
 	for (i = 0; i < s->nranges; i++)
-		if (p->nrules + (i + 1) * nl4 > PH_MAX_RULES)
+		if (p->nrules + (i + 1) * nl4 +
+			    (i + 1 == s->nranges ? guard_rules(s) : 0) >
+		    PH_MAX_RULES)
 			return perr(p, s->ranges[i].col,
 				    "too many rules: the limit is %d (one rule per port range and protocol)",
 				    PH_MAX_RULES);
@@ -1361,8 +1485,10 @@ static int add_service(struct parser *p, struct svc_parse *sp)
 	if (check_overlaps(p, s, idx) ||
 	    store_peers(p, sp))
 		return -1;
-	p->nrules += s->nranges * __builtin_popcount(s->l4_mask);
+	p->nrules += s->nranges * __builtin_popcount(s->l4_mask) +
+		     guard_rules(s);
 	p->npeers += s->npeers;
+	p->nnat += s->nnat ? 1 : 0;
 	p->pol->services[idx] = *s;
 	if (nidx_add(&p->svc_idx, idx, svc_name, p))
 		return perr(p, s->col, "out of memory");
@@ -1499,11 +1625,11 @@ static void add_note(struct ph_policy *pol, int *cap, const char *fmt, ...)
 	pol->nnotes++;
 }
 
-static void make_notes(struct parser *p)
+static void make_notes(struct parser *p, int *capp)
 {
 	struct ph_policy *pol = p->pol;
 	char ports[128], where[160];
-	int cap = 0, i, l4;
+	int cap = *capp, i, l4;
 
 	for (i = 0; i < pol->nservices; i++) {
 		const struct ph_service *s = &pol->services[i];
@@ -1536,6 +1662,7 @@ static void make_notes(struct parser *p)
 	if (!pol->nservices && pol->default_verdict[PH_DIR_IN] == PH_ACT_DROP)
 		add_note(pol, &cap,
 			 "no services: every new inbound connection is dropped");
+	*capp = cap;
 }
 
 struct rule_order {
@@ -1639,10 +1766,60 @@ static void emit_rules(struct ph_policy *pol, int si)
 	}
 }
 
+/*
+ * The active-data source port of every tracked service (docs/policy.md,
+ * "Active data"): a guard rule where no service of the policy names the
+ * port in that table, so a connection from it needs a pinhole whatever
+ * the default says; where one does, that service is the explicit opt-out
+ * and a note says what it exposes. Tracked services sharing a port share
+ * the first one's guard.
+ */
+static void add_guards(struct parser *p, int *cap)
+{
+	struct ph_policy *pol = p->pol;
+
+	for (int i = 0; i < pol->nservices; i++) {
+		struct ph_service *s = &pol->services[i];
+		__u16 *tab;
+		const struct ph_rule *o;
+		struct ph_rule *r;
+
+		if (!s->active_port)
+			continue;
+		tab = pol->port_table[PH_L4_TCP][s->active_table];
+		if (tab[s->active_port]) {
+			o = &pol->rules[tab[s->active_port] - 1];
+			if (o->flags & PH_RF_ACTIVE_GUARD ||
+			    o->action != PH_ACT_ALLOW)
+				continue;
+			s->active_open_by = o->service;
+			add_note(pol, cap,
+				 "service \"%s\" (line %d) lets tcp %s from port %u pass without a pinhole: the active-data port of \"%s\" (line %d) is not guarded (FTP bounce%s)",
+				 pol->services[o->service].name,
+				 pol->services[o->service].line,
+				 s->active_table == PH_PT_OUT_SPORT ? "out" : "in",
+				 s->active_port, s->name, s->line,
+				 s->active_table == PH_PT_OUT_SPORT ?
+					 ": a PORT naming another host connects out" :
+					 ": anyone sending from that port gets in");
+			continue;
+		}
+		r = &pol->rules[pol->nrules];
+		memset(r, 0, sizeof(*r));
+		r->action = PH_ACT_DROP;
+		r->l4 = PH_L4_TCP;
+		r->table = s->active_table;
+		r->flags = PH_RF_ACTIVE_GUARD | PH_RF_PEER_ANY;
+		r->service = (__u16)i;
+		r->port_lo = r->port_hi = s->active_port;
+		tab[s->active_port] = (__u16)(++pol->nrules);
+	}
+}
+
 static int compile(struct parser *p)
 {
 	struct ph_policy *pol = p->pol;
-	int i, j;
+	int i, j, cap = 0;
 
 	pol->rules = calloc((size_t)p->nrules + 1, sizeof(*pol->rules));
 	pol->port_table = calloc(PH_L4_MAX, sizeof(*pol->port_table));
@@ -1665,7 +1842,8 @@ static int compile(struct parser *p)
 	}
 	if (paint_ports(pol, p->sx))
 		return perr(p, 0, "out of memory");
-	make_notes(p);
+	make_notes(p, &cap);
+	add_guards(p, &cap);
 	return 0;
 }
 

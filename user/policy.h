@@ -52,6 +52,15 @@ struct ph_service {
 	int npeers;
 	struct ph_peer_key *peers;  /* keys of the service's own trie */
 	struct ph_peer_val *peer_vals;
+	/* ftp-track: nat-address, the public addresses announced (v4-mapped) */
+	int nnat;
+	__u8 nat[PH_NAT_ADDRS_MAX][16];
+	/* ftp-track / ftps-implicit: the active-data source port (the
+	 * server's; 0 for other services) and how it is guarded */
+	__u16 active_port;
+	__u8 active_table;   /* enum ph_port_table the guard sits in */
+	int active_open_by;  /* service whose rule lets the port pass without
+			      * a pinhole (the explicit opt-out), or -1 */
 };
 
 /* One entry of the compiled peer tries: key and value in the trie of
@@ -61,6 +70,10 @@ struct ph_peer_entry {
 	struct ph_peer_val val;
 	__u16 set;
 };
+
+/* Active-data source port of a tracked service when none is given. */
+#define PH_ACTIVE_PORT_FTP 20
+#define PH_ACTIVE_PORT_FTPS_IMPLICIT 989
 
 /* A note about the policy that is not an error (e.g. a narrower service
  * overriding a wider one on some ports). */

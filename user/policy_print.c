@@ -3,6 +3,7 @@
  * Policy output: error lines and the `pinhole check` summary, as a human
  * table or as JSON with the same content (docs/policy.md).
  */
+#include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -184,6 +185,70 @@ static void print_services(const struct ph_policy *pol, FILE *out)
 	}
 }
 
+/* A nat-address as text. */
+static void fmt_host(const __u8 *a, char *buf, size_t len)
+{
+	static const __u8 mapped[12] = { [10] = 0xff, [11] = 0xff };
+	bool v4 = !memcmp(a, mapped, sizeof(mapped));
+
+	if (!inet_ntop(v4 ? AF_INET : AF_INET6, v4 ? a + 12 : a, buf,
+		       (socklen_t)len))
+		snprintf(buf, len, "?");
+}
+
+/* How the active-data port of tracked service @s is guarded, as text. */
+static void fmt_active(const struct ph_policy *pol, const struct ph_service *s,
+		       char *buf, size_t len)
+{
+	bool out = s->active_table == PH_PT_OUT_SPORT;
+	const struct ph_service *o =
+		s->active_open_by >= 0 ? &pol->services[s->active_open_by] :
+					 NULL;
+
+	if (o)
+		snprintf(buf, len,
+			 "tcp %s from port %u: NOT guarded, service \"%s\" (line %d) lets it pass without a pinhole",
+			 out ? "out" : "in", s->active_port, o->name, o->line);
+	else if (pol->default_verdict[out ? PH_DIR_OUT : PH_DIR_IN] ==
+		 PH_ACT_ALLOW)
+		snprintf(buf, len,
+			 "tcp %s from port %u: guarded (a pinhole, or a peer holding an FTPS session with this address)",
+			 out ? "out" : "in", s->active_port);
+	else
+		snprintf(buf, len,
+			 "tcp %s from port %u: guarded (a pinhole only: default %s drop)",
+			 out ? "out" : "in", s->active_port, out ? "out" : "in");
+}
+
+/* The tracked services' NAT addresses and active-data guards. */
+static void print_ftp(const struct ph_policy *pol, FILE *out)
+{
+	char buf[256], a[64];
+	bool any = false;
+
+	for (int i = 0; i < pol->nservices; i++) {
+		const struct ph_service *s = &pol->services[i];
+
+		if (!s->active_port)
+			continue;
+		if (!any)
+			fprintf(out, "ftp tracking:\n");
+		any = true;
+		if (s->nnat) {
+			fprintf(out, "  %s (line %d): nat-address", s->name,
+				s->line);
+			for (int j = 0; j < s->nnat; j++) {
+				fmt_host(s->nat[j], a, sizeof(a));
+				fprintf(out, "%s %s", j ? "," : "", a);
+			}
+			fputc('\n', out);
+		}
+		fmt_active(pol, s, buf, sizeof(buf));
+		fprintf(out, "  %s (line %d): active data %s\n", s->name,
+			s->line, buf);
+	}
+}
+
 /* The settings through three formats: default in/out, icmp-echo in/out
  * (two %s each), ftp-ttl (one %s). */
 static void print_settings(const struct ph_policy *pol, FILE *out,
@@ -208,6 +273,7 @@ static void print_human(const struct ph_policy *pol, FILE *out)
 	print_settings(pol, out, "  default    in %s, out %s\n",
 		       "  icmp-echo  in %s, out %s\n", "  ftp-ttl    %s\n");
 	print_services(pol, out);
+	print_ftp(pol, out);
 	fprintf(out, "rules: %d of %d\n", pol->nrules, PH_MAX_RULES);
 	fprintf(out, "peer entries: %d of %d\n", pol->npeer_entries,
 		PH_POLICY_MAX_PEER_ENTRIES);
@@ -278,10 +344,14 @@ static void json_flags(FILE *out, __u16 flags)
 			fprintf(out, "%s\"%s\"", sep, flag_words[i].word);
 			sep = ", ";
 		}
+	/* a compiled rule only: the language has no such flag */
+	if (flags & PH_RF_ACTIVE_GUARD)
+		fprintf(out, "%s\"active-guard\"", sep);
 	fputc(']', out);
 }
 
-static void json_service(FILE *out, const struct ph_service *s)
+static void json_service(FILE *out, const struct ph_policy *pol,
+			 const struct ph_service *s)
 {
 	char buf[80];
 	int i;
@@ -306,6 +376,20 @@ static void json_service(FILE *out, const struct ph_service *s)
 	fprintf(out, "], \"action\": \"%s\", \"flags\": ",
 		action_word(s->action));
 	json_flags(out, s->flags & ~PH_RF_PEER_ANY);
+	if (s->active_port) {
+		fprintf(out, ", \"nat_addresses\": [");
+		for (i = 0; i < s->nnat; i++) {
+			fmt_host(s->nat[i], buf, sizeof(buf));
+			fprintf(out, "%s\"%s\"", i ? ", " : "", buf);
+		}
+		fprintf(out, "], \"active_port\": %u, \"active_table\": \"%s\", \"active_guarded\": %s, \"active_open_by\": ",
+			s->active_port, table_names[s->active_table],
+			s->active_open_by < 0 ? "true" : "false");
+		if (s->active_open_by < 0)
+			fprintf(out, "null");
+		else
+			json_str(out, pol->services[s->active_open_by].name);
+	}
 	fputc('}', out);
 }
 
@@ -342,7 +426,7 @@ static void print_json(const struct ph_policy *pol, FILE *out)
 	fprintf(out, "  \"services\": [");
 	for (i = 0; i < pol->nservices; i++) {
 		fprintf(out, "%s\n", i ? "," : "");
-		json_service(out, &pol->services[i]);
+		json_service(out, pol, &pol->services[i]);
 	}
 	fprintf(out, "%s],\n  \"rules\": [", pol->nservices ? "\n  " : "");
 	for (i = 0; i < pol->nrules; i++) {
@@ -431,6 +515,22 @@ static void source_peers(const struct ph_service *s, FILE *out)
 	free(r);
 }
 
+/* nat-address and a non-default active-port, as written. */
+static void source_ftp(const struct ph_service *s, FILE *out)
+{
+	__u16 def = s->flags & PH_RF_FTPS_IMPLICIT ?
+			    PH_ACTIVE_PORT_FTPS_IMPLICIT :
+			    PH_ACTIVE_PORT_FTP;
+	char a[64];
+
+	for (int j = 0; j < s->nnat; j++) {
+		fmt_host(s->nat[j], a, sizeof(a));
+		fprintf(out, "%s%s", j ? ", " : " nat-address ", a);
+	}
+	if (s->active_port && s->active_port != def)
+		fprintf(out, " active-port %u", s->active_port);
+}
+
 void ph_policy_print_source(const struct ph_policy *pol, FILE *out)
 {
 	char range[16];
@@ -455,6 +555,7 @@ void ph_policy_print_source(const struct ph_policy *pol, FILE *out)
 		for (size_t f = 0; f < NFLAG_WORDS; f++)
 			if (s->flags & flag_words[f].flag)
 				fprintf(out, " %s", flag_words[f].word);
+		source_ftp(s, out);
 		fputc('\n', out);
 	}
 }

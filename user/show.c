@@ -90,6 +90,20 @@ static int read_trie(const struct ph_instance *inst, __u32 idx,
 	return err;
 }
 
+/* The service's nat-address list (ftp_nat), if any. */
+static void read_nat(const struct ph_instance *inst, __u32 slot, int si,
+		     struct ph_service *s)
+{
+	struct ph_ftp_nat_key k = { .slot = slot, .service = (__u32)si };
+	struct ph_ftp_nat v;
+
+	if (inst->fd[PH_MAP_FTP_NAT] < 0 ||
+	    bpf_map_lookup_elem(inst->fd[PH_MAP_FTP_NAT], &k, &v))
+		return;
+	s->nnat = v.n < PH_NAT_ADDRS_MAX ? (int)v.n : PH_NAT_ADDRS_MAX;
+	memcpy(s->nat, v.addr, sizeof(s->nat));
+}
+
 /* One rule of the active slot into its service. */
 static int add_rule(struct ph_service *s, const struct ph_rule *r, __u32 i,
 		    char *why, size_t len)
@@ -187,9 +201,17 @@ int ph_policy_read_back(const struct ph_instance *inst,
 	for (__u32 i = 0; i < nrules && !err; i++) {
 		struct ph_service *s = &pol->services[rules[i].service];
 
+		/* A guard is the compiler's, not a service's: it only tells
+		 * the tracked service's active-data port. */
+		if (rules[i].flags & PH_RF_ACTIVE_GUARD) {
+			s->active_port = rules[i].port_lo;
+			continue;
+		}
 		err = add_rule(s, &rules[i], i, why, len);
 		peer_set[rules[i].service] = rules[i].peer_set;
 	}
+	for (int i = 0; i < nsvc && !err; i++)
+		read_nat(inst, slot, i, &pol->services[i]);
 	for (int i = 0; i < nsvc && !err; i++) {
 		struct ph_service *s = &pol->services[i];
 

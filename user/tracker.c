@@ -464,6 +464,26 @@ static void make_room(struct ph_tracker *t, __u64 now)
 	sess_drop(t, s);
 }
 
+/* The nat-address list of the service of control connection @k. */
+static int sess_nat(struct ph_tracker *t, const struct ph_flow_key *k,
+		    bool server, __u8 (*out)[16])
+{
+	int n = t->ops->nat_get ?
+			t->ops->nat_get(t->ctx, k, server, out,
+					PH_NAT_ADDRS_MAX) :
+			0;
+
+	return n > 0 && n <= PH_NAT_ADDRS_MAX ? n : 0;
+}
+
+void ph_trk_policy_changed(struct ph_tracker *t)
+{
+	for (struct sess *s = t->open.head; s; s = s->next)
+		s->ftp.cfg.nnat = sess_nat(t, &s->key,
+					   s->role == PH_ROLE_SERVER,
+					   s->ftp.cfg.nat_addr);
+}
+
 static struct sess *sess_create(struct ph_tracker *t, const struct ph_event *ev,
 				const struct ph_flow_key *k, __u64 ts)
 {
@@ -486,6 +506,7 @@ static struct sess *sess_create(struct ph_tracker *t, const struct ph_event *ev,
 	cfg.role = server ? PH_FTP_ROLE_SERVER : PH_FTP_ROLE_CLIENT;
 	cfg.ttl_ns = t->cfg.ttl_ns;
 	cfg.implicit_tls = ev->encrypted;
+	cfg.nnat = sess_nat(t, k, server, cfg.nat_addr);
 
 	while (t->nsess >= t->cfg.max_sessions && t->nsess)
 		make_room(t, ts);
@@ -1422,7 +1443,7 @@ void ph_trk_pins_close(struct ph_trk_pins *p)
 {
 	int *fds[] = { &p->events, &p->expect, &p->sessions, &p->totals,
 		       &p->state, &p->slot_meta, &p->flows, &p->ftps_peers,
-		       &p->syn_watch };
+		       &p->syn_watch, &p->ports, &p->rules, &p->ftp_nat };
 
 	for (size_t i = 0; i < ARRAY_SIZE(fds); i++) {
 		if (*fds[i] >= 0)
@@ -1435,10 +1456,11 @@ int ph_trk_pins_open(struct ph_trk_pins *p, const char *pin_dir)
 {
 	static const char *const names[] = { "events", "expect", "ftp_sessions",
 					     "ftp_totals", "state", "slot_meta",
-					     "flows", "ftps_peers", "syn_watch" };
+					     "flows", "ftps_peers", "syn_watch",
+					     "ports", "rules", "ftp_nat" };
 	int *fds[] = { &p->events, &p->expect, &p->sessions, &p->totals,
 		       &p->state, &p->slot_meta, &p->flows, &p->ftps_peers,
-		       &p->syn_watch };
+		       &p->syn_watch, &p->ports, &p->rules, &p->ftp_nat };
 
 	for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
 		*fds[i] = -1;
@@ -1529,6 +1551,7 @@ struct ph_trk_runner {
 	__u32 since_sweep;
 	__u64 next_sweep;
 	__u64 next_ftps;
+	__u32 generation; /* of the policy the sessions' NAT lists are from */
 };
 
 #define RB_BUDGET 4096 /* records between sweep-time checks */
@@ -1609,7 +1632,44 @@ static void rt_log(void *ctx, int level, const char *line)
 			    PH_LOG_DEBUG, line);
 }
 
+/* The ftp-track rule on the control port in the policy in force (as
+ * ph_ftp_nat_has() in bpf/lib/ftp.h finds it), and its nat-address. */
+static int rt_nat_get(void *ctx, const struct ph_flow_key *k, bool server,
+		      __u8 (*out)[16], int max)
+{
+	struct ph_trk_runner *r = ctx;
+	struct ph_ftp_nat_key nk = {};
+	struct ph_ftp_nat nat;
+	struct ph_state st;
+	struct ph_rule rule;
+	__u32 key = 0, idx;
+	__u16 v;
+	int n;
+
+	if (bpf_map_lookup_elem(r->pins.state, &key, &st) ||
+	    st.active_slot >= PH_SLOTS)
+		return 0;
+	idx = PH_PORT_IDX(st.active_slot, PH_L4_TCP,
+			  server ? PH_PT_IN_DPORT : PH_PT_OUT_DPORT,
+			  ntohs(server ? k->lport : k->rport));
+	if (bpf_map_lookup_elem(r->pins.ports, &idx, &v) || !v ||
+	    v > PH_MAX_RULES)
+		return 0;
+	idx = st.active_slot * PH_MAX_RULES + (v - 1u);
+	if (bpf_map_lookup_elem(r->pins.rules, &idx, &rule) ||
+	    !(rule.flags & PH_RF_FTP_TRACK))
+		return 0;
+	nk.slot = st.active_slot;
+	nk.service = rule.service;
+	if (bpf_map_lookup_elem(r->pins.ftp_nat, &nk, &nat))
+		return 0;
+	n = nat.n < (__u32)max ? (int)nat.n : max;
+	memcpy(out, nat.addr, (size_t)n * 16);
+	return n;
+}
+
 static const struct ph_trk_ops rt_ops = {
+	.nat_get = rt_nat_get,
 	.expect_put = rt_expect_put,
 	.expect_del = rt_expect_del,
 	.expect_next = rt_expect_next,
@@ -1632,6 +1692,19 @@ static __u64 policy_ttl_ns(const struct ph_trk_runner *r)
 	if (key >= PH_SLOTS || bpf_map_lookup_elem(r->pins.slot_meta, &key, &m))
 		return 0;
 	return (__u64)m.ftp_ttl_ms * 1000000ull;
+}
+
+/* A reload since the last look: the sessions take the new NAT lists. */
+static void policy_check(struct ph_trk_runner *r)
+{
+	struct ph_state st;
+	__u32 key = 0;
+
+	if (bpf_map_lookup_elem(r->pins.state, &key, &st) ||
+	    st.generation == r->generation)
+		return;
+	r->generation = st.generation;
+	ph_trk_policy_changed(r->t);
 }
 
 /* The tracker's own view of FTPS for ph_ftps_pass(): a session whose
@@ -1857,6 +1930,7 @@ int ph_trk_runner_loop(struct ph_trk_runner *r, const sigset_t *stop)
 		now = ph_now_coarse_ns();
 		if (now >= r->next_sweep) {
 			ph_trk_set_ttl(r->t, policy_ttl_ns(r));
+			policy_check(r);
 			ph_trk_sweep(r->t, now);
 			r->next_sweep = now + PH_TRK_SWEEP_NS;
 			r->since_sweep = 0;

@@ -57,6 +57,11 @@ struct ph_trk_ops {
 			   const struct ph_ftp_session_info *v);
 	int (*session_del)(void *ctx, const struct ph_flow_key *k);
 	int (*totals_put)(void *ctx, const struct ph_ftp_totals *t);
+	/* The nat-address list of the service of control connection @k
+	 * (@server: this host is its server), at most @max addresses into
+	 * @out; returns how many (0: none). May be NULL. */
+	int (*nat_get)(void *ctx, const struct ph_flow_key *k, bool server,
+		       __u8 (*out)[16], int max);
 	/* One line without a trailing newline, e.g. "ftp: open tcp ...". */
 	void (*log)(void *ctx, int level, const char *line);
 };
@@ -94,6 +99,10 @@ int ph_trk_event(struct ph_tracker *t, const void *rec, size_t size,
  * publish ftp_sessions / ftp_totals. Call every PH_TRK_SWEEP_NS. */
 void ph_trk_sweep(struct ph_tracker *t, __u64 now);
 
+/* The policy changed: every open session takes its service's current
+ * nat-address list (ops->nat_get), as the datapath does. */
+void ph_trk_policy_changed(struct ph_tracker *t);
+
 /* Pinhole lifetime for sessions created from now on (policy reload). */
 void ph_trk_set_ttl(struct ph_tracker *t, __u64 ttl_ns);
 
@@ -127,7 +136,7 @@ void ph_trk_fmt_endpoint(const __u8 addr[16], __be16 port, char *buf,
 /* The pins the tracker and `pinhole sessions` use; -1 when missing. */
 struct ph_trk_pins {
 	int events, expect, sessions, totals, state, slot_meta, flows,
-		ftps_peers, syn_watch;
+		ftps_peers, syn_watch, ports, rules, ftp_nat;
 };
 
 /* Opens every pin above. Returns 0, -ENOENT (one is missing: no

@@ -116,6 +116,9 @@ struct ph_ftp_scratch {
 		__u8 prev;
 	} num;
 	__u16 grp[8];            /* EPRT |2|: the address's groups */
+	/* An announced address that is not the local one, for the service's
+	 * nat-address list (ph_ftp_nat_has()), v4-mapped for IPv4. */
+	__u8 nat_a[16] __attribute__((aligned(8)));
 	__u8 cand_ok;
 	__u8 cand_dir;
 	__u8 revoke;             /* the installed ps.pinhole must go */
@@ -417,6 +420,75 @@ static __always_inline __u32 ph_ftp_v4_of(const __u8 *a)
 }
 
 /*
+ * Is sc->nat_a one of the nat-address entries of the control connection's
+ * service (ftp_nat, pinhole.h)? The service is the ftp-track rule on its
+ * control port in the policy in force: in on a server, out on a client.
+ * Global: verified once; reached only when an announced address is not
+ * the local one.
+ */
+__attribute__((noinline)) int ph_ftp_nat_has(__u32 dir)
+{
+	__u32 idx = dir & 1, i;
+	struct ph_ftp_scratch *sc = bpf_map_lookup_elem(&ftp_scratch, &idx);
+	struct ph_ftp_nat_key nk = {};
+	struct ph_policy pol;
+	struct ph_ftp_nat *n;
+	struct ph_rule *r;
+	const __u64 *a, *b;
+	int v, server;
+
+	if (!sc || ph_policy_get(&pol))
+		return 0;
+	server = sc->ev.host_role == PH_ROLE_SERVER;
+	v = ph_port_rule(&pol, PH_L4_TCP,
+			 server ? PH_PT_IN_DPORT : PH_PT_OUT_DPORT,
+			 server ? sc->ev.key.lport : sc->ev.key.rport);
+	if (v <= 0 || v > PH_MAX_RULES)
+		return 0;
+	idx = pol.slot * PH_MAX_RULES + (__u32)(v - 1);
+	r = bpf_map_lookup_elem(&rules, &idx);
+	if (!r || !(r->flags & PH_RF_FTP_TRACK))
+		return 0;
+	nk.slot = pol.slot;
+	nk.service = r->service;
+	n = bpf_map_lookup_elem(&ftp_nat, &nk);
+	if (!n)
+		return 0;
+	a = (const __u64 *)sc->nat_a;
+#pragma clang loop unroll(disable)
+	for (i = 0; i < PH_NAT_ADDRS_MAX; i++) {
+		if (i >= n->n)
+			break;
+		b = (const __u64 *)n->addr[i];
+		if (a[0] == b[0] && a[1] == b[1])
+			return 1;
+	}
+	return 0;
+}
+
+/* Is the address the control channel names (@want: the host-oriented
+ * key's side it must equal) allowed to differ from it? Only this host's
+ * own address may: then it may be one of the service's nat-address. */
+static __always_inline int ph_ftp_is_local(struct ph_ftp_scratch *sc,
+					   const __u8 *want)
+{
+	return want == sc->ev.key.local;
+}
+
+/* An announced IPv4 address @a (host order) that is not the local one. */
+static __always_inline int ph_ftp_nat_v4(struct ph_ftp_scratch *sc, __u32 a)
+{
+	__builtin_memset(sc->nat_a, 0, 10);
+	sc->nat_a[10] = 0xff;
+	sc->nat_a[11] = 0xff;
+	sc->nat_a[12] = a >> 24;
+	sc->nat_a[13] = a >> 16;
+	sc->nat_a[14] = a >> 8;
+	sc->nat_a[15] = a;
+	return ph_ftp_nat_has(sc->ev.dir);
+}
+
+/*
  * h1,h2,h3,h4,p1,p2 from offset @o: six numbers of 1-3 digits, 0-255,
  * separated by single commas. After the sixth: PORT (@tail_spaces) allows
  * only spaces up to @e, a 227 anything but another comma. Returns 0 with
@@ -560,7 +632,8 @@ static __always_inline int ph_hexval(__u8 c)
 
 /*
  * An IPv6 address filling [o, e), as glibc's inet_pton(AF_INET6) reads it
- * but without the dotted IPv4 tail (left to the tracker): is it @want?
+ * but without the dotted IPv4 tail (left to the tracker): 1 if it is
+ * @want, 2 if it is another address (then in sc->nat_a), 0 if malformed.
  */
 static __always_inline int ph_ftp_v6_is(struct ph_ftp_scratch *sc,
 					const __u8 *d, __u32 o, __u32 e,
@@ -640,10 +713,12 @@ static __always_inline int ph_ftp_v6_is(struct ph_ftp_scratch *sc,
 		else
 			have = sc->grp[(g - z) & 7];
 		w = (__u32)want[(2 * g) & 15] << 8 | want[(2 * g + 1) & 15];
+		sc->nat_a[(2 * g) & 15] = have >> 8;
+		sc->nat_a[(2 * g + 1) & 15] = have;
 		if (have != w)
-			return 0;
+			PH_M(ok) = 2;
 	}
-	return 1;
+	return PH_M(ok) == 2 ? 2 : 1;
 }
 
 /* user/ftp.c's check_dport() once the numbers parsed. */
@@ -664,6 +739,7 @@ static __always_inline __u32 ph_ftp_parse_h6(struct ph_ftp_scratch *sc,
 					     const __u8 *d, __u32 o, __u32 e,
 					     int is_port)
 {
+	const __u8 *want;
 	__u32 i, x;
 	__u8 prev, ch;
 	__u64 v;
@@ -692,11 +768,13 @@ static __always_inline __u32 ph_ftp_parse_h6(struct ph_ftp_scratch *sc,
 	if (o >= e || ph_ftp_h6(sc, d, o, e, is_port))
 		return 0;
 	v = PH_M(acc);
-	/* PORT: no bounce; 227: no third party */
-	if ((__u32)(v >> 16) != ph_ftp_v4_of(is_port ? ph_ftp_client_addr(sc) :
-						      ph_ftp_server_addr(sc)))
+	want = is_port ? ph_ftp_client_addr(sc) : ph_ftp_server_addr(sc);
+	/* PORT: no bounce; 227: no third party; this host's own address may
+	 * be its nat-address */
+	if ((__u32)(v >> 16) != ph_ftp_v4_of(want) &&
+	    !(ph_ftp_is_local(sc, want) && ph_ftp_nat_v4(sc, v >> 16)))
 		return 0;
-	return ph_ftp_check(sc, v & 0xffff, 4);
+	return ph_ftp_check(sc, PH_M(acc) & 0xffff, 4);
 }
 
 /* 229 <text>(<d><d><d>port<d>)<text> */
@@ -747,6 +825,7 @@ static __always_inline __u32 ph_ftp_parse_eprt(struct ph_ftp_scratch *sc,
 					       const __u8 *d, __u32 a, __u32 e)
 {
 	__u32 i, x, f1, f2, f3, port, c;
+	const __u8 *want;
 	__u8 dl, af, ch;
 
 	if (a >= e)
@@ -787,15 +866,23 @@ static __always_inline __u32 ph_ftp_parse_eprt(struct ph_ftp_scratch *sc,
 		return 0;
 	port = ph_ftp_port_field(d, f2 + 1, f3);
 	af = PH_D(a + 1);
+	want = ph_ftp_client_addr(sc);
 	if (af == '1') {
-		if (ph_ftp_v4(sc, d, f1 + 1, f2) ||
-		    (__u32)PH_M(acc) != ph_ftp_v4_of(ph_ftp_client_addr(sc)))
-			return 0; /* malformed, or bounce */
+		if (ph_ftp_v4(sc, d, f1 + 1, f2))
+			return 0; /* malformed */
+		if ((__u32)PH_M(acc) != ph_ftp_v4_of(want) &&
+		    !(ph_ftp_is_local(sc, want) &&
+		      ph_ftp_nat_v4(sc, (__u32)PH_M(acc))))
+			return 0; /* bounce */
 		return ph_ftp_check(sc, port, 4);
 	}
 	if (af == '2') {
-		if (!ph_ftp_v6_is(sc, d, f1 + 1, f2, ph_ftp_client_addr(sc)))
-			return 0; /* malformed, dotted tail, or bounce */
+		c = ph_ftp_v6_is(sc, d, f1 + 1, f2, want);
+		if (!c)
+			return 0; /* malformed, or a dotted tail */
+		if (c != 1 && !(ph_ftp_is_local(sc, want) &&
+				ph_ftp_nat_has(sc->ev.dir)))
+			return 0; /* bounce */
 		return ph_ftp_check(sc, port, 6);
 	}
 	return 0;

@@ -53,6 +53,16 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } service_names SEC(".maps");
 
+/* nat-address of ftp-track services, per slot (pinhole.h). Written by
+ * the loader with the slot; read by the FTP parsers. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, PH_FTP_NAT_MAX);
+	__type(key, struct ph_ftp_nat_key);
+	__type(value, struct ph_ftp_nat);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ftp_nat SEC(".maps");
+
 /* One LPM trie per peer set: a lookup walks only the set's own prefixes,
  * whatever the number of sets. Every inner trie has this one definition
  * (userspace creates them alike), so no BPF_F_INNER_MAP is needed. */

@@ -78,6 +78,8 @@ static __always_inline __u32 ph_rule_verdict(const struct ph_policy *pol,
 		return ph_fail_reason();
 	*flags = r->flags;
 	*svc = r->svc_id;
+	if (r->flags & PH_RF_ACTIVE_GUARD)
+		return PH_R_DROP_FTP_ACTIVE; /* the caller: ph_guard_verdict() */
 	if (r->action != PH_ACT_ALLOW)
 		return PH_R_DROP_DENY_RULE;
 	if (r->flags & PH_RF_PEER_ANY)
@@ -97,12 +99,52 @@ static __always_inline __u32 ph_rule_verdict(const struct ph_policy *pol,
 	return PH_R_PASS_POLICY;
 }
 
+/* Is rule @v (index + 1) an active-data guard? */
+static __always_inline int ph_rule_is_guard(const struct ph_policy *pol, int v)
+{
+	__u32 idx = pol->slot * PH_MAX_RULES + (__u32)(v - 1);
+	struct ph_rule *r;
+
+	if (v <= 0 || v > PH_MAX_RULES)
+		return 0;
+	r = bpf_map_lookup_elem(&rules, &idx);
+	return r && (r->flags & PH_RF_ACTIVE_GUARD);
+}
+
 static __always_inline __u32 ph_default_verdict(const struct ph_policy *pol,
 						int dir)
 {
 	return pol->meta->default_verdict[dir & 1] == PH_ACT_ALLOW ?
 		       PH_R_PASS_DEFAULT :
 		       PH_R_DROP_POLICY;
+}
+
+/*
+ * A connection from a tracked service's active-data port that no pinhole
+ * admitted and no service of the policy names (PH_RF_ACTIVE_GUARD,
+ * pinhole.h): the default decides only if it drops; where it would allow,
+ * only a peer holding an FTPS control session with this address
+ * (ftps_peers: FTPS data has no pinhole), to a data port >= 1024, passes.
+ * Everything else, a bounce above all, is drop_ftp_active. @data_port: the
+ * port the connection goes to (the remote one out, the local one in).
+ */
+static __attribute__((noinline)) __u32
+ph_guard_verdict(const struct ph_policy *pol, int dir, const __u32 *remote,
+		 const __u32 *local, __be16 data_port)
+{
+	struct ph_ftps_peer_key pk;
+	struct ph_ftps_peer *v;
+
+	if (pol->meta->default_verdict[dir & 1] != PH_ACT_ALLOW)
+		return PH_R_DROP_POLICY;
+	if (bpf_ntohs(data_port) < PH_PINHOLE_MIN_PORT)
+		return PH_R_DROP_FTP_ACTIVE;
+	__builtin_memcpy(pk.remote, remote, sizeof(pk.remote));
+	__builtin_memcpy(pk.local, local, sizeof(pk.local));
+	v = bpf_map_lookup_elem(&ftps_peers, &pk);
+	if (v && *(volatile __u32 *)&v->refs)
+		return PH_R_PASS_FTPS_ACTIVE;
+	return PH_R_DROP_FTP_ACTIVE;
 }
 
 /* Protocols other than TCP, UDP and ICMP: the direction's default, no

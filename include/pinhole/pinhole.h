@@ -36,6 +36,8 @@
 	X(PASS_EXPECT, "pass_expect", "FTP data connection via a pinhole")   \
 	X(PASS_FTPS_RANGE, "pass_ftps_range",                                 \
 	  "FTPS passive range: listener and control session verified")       \
+	X(PASS_FTPS_ACTIVE, "pass_ftps_active",                               \
+	  "FTP active-data port: the peer holds an FTPS control session")    \
 	X(PASS_FAILSAFE, "pass_failsafe", "failsafe management port")        \
 	X(PASS_NON_IP, "pass_non_ip", "ARP or other non-IP frame")           \
 	X(PASS_ND, "pass_nd", "IPv6 neighbour discovery or MLD")             \
@@ -74,6 +76,8 @@
 	  "FTPS passive port with no listening socket")                       \
 	X(DROP_FTPS_NO_SESSION, "drop_ftps_no_session",                       \
 	  "FTPS passive port; source holds no FTPS control session")          \
+	X(DROP_FTP_ACTIVE, "drop_ftp_active",                                 \
+	  "FTP active-data port without a pinhole (bounce guard)")            \
 	X(DROP_CTRL_CSUM, "drop_ctrl_csum",                                   \
 	  "FTP control segment with a bad TCP or IPv4 header checksum")       \
 	X(DROP_FAIL_CLOSED, "drop_fail_closed",                               \
@@ -168,6 +172,14 @@ enum ph_action {
 #define PH_RF_FTP_TRACK (1u << 1)  /* FTP control channel: track it */
 #define PH_RF_FTPS_RANGE (1u << 2) /* FTPS passive range (listener+session) */
 #define PH_RF_FTPS_IMPLICIT (1u << 3) /* implicit FTPS control (990) */
+/* Active-data guard (docs/policy.md, "Active data"): made by the compiler,
+ * never written, on the active-data source port of a tracked service where
+ * no service of the policy names that port. A connection from that port
+ * (out on a server, in on a client) that no pinhole admitted passes only
+ * if the default allows it and the peer holds an FTPS control session with
+ * this address (the data port >= PH_PINHOLE_MIN_PORT): pass_ftps_active;
+ * else drop_ftp_active (default allow) or drop_policy (default drop). */
+#define PH_RF_ACTIVE_GUARD (1u << 4)
 
 /* rules: array, index slot * PH_MAX_RULES + rule index. */
 struct ph_rule {
@@ -198,6 +210,26 @@ struct ph_peer_key {
 struct ph_peer_val {
 	__u8 action; /* PH_ACT_ALLOW, or PH_ACT_DROP for an excluded prefix */
 	__u8 pad[3];
+};
+
+/*
+ * ftp_nat: hash keyed by {slot, service} for the ftp-track services with a
+ * `nat-address`: the public addresses this host is reached at and announces
+ * (1:1 NAT). An address the control channel names that must be this host's
+ * own (227 on a server; PORT/EPRT on a client) may be one of these instead
+ * of the control connection's local address; the pinhole stays keyed on
+ * the local address and the exact peer. v4-mapped for IPv4.
+ */
+#define PH_NAT_ADDRS_MAX 8
+#define PH_FTP_NAT_MAX 1024 /* entries, both slots */
+struct ph_ftp_nat_key {
+	__u32 slot;
+	__u32 service; /* ph_rule.service of the ftp-track rule */
+};
+struct ph_ftp_nat {
+	__u32 n; /* addresses in addr[] */
+	__u32 pad;
+	__u8 addr[PH_NAT_ADDRS_MAX][16];
 };
 
 /* slot_meta: array [PH_SLOTS]. Per-policy settings. */

@@ -80,7 +80,8 @@ struct fx {
 	struct xdp_ingress_bpf *x;
 	struct tc_egress_bpf *t;
 	int state, slot_meta, ports, rules, peers, flows, half_open, frags,
-		expect, counters, events, ftp_ctrl, ftp_dp_stats, ftps_peers;
+		expect, counters, events, ftp_ctrl, ftp_dp_stats, ftps_peers,
+		ftp_nat;
 	int ncpus;
 	/* ports entries written, so a reset can clear them */
 	__u32 port_idx[256];
@@ -238,6 +239,7 @@ static struct fx *fx_create(const struct fx_opts *o)
 	f->ftp_ctrl = bpf_map__fd(f->x->maps.ftp_ctrl);
 	f->ftp_dp_stats = bpf_map__fd(f->x->maps.ftp_dp_stats);
 	f->ftps_peers = bpf_map__fd(f->x->maps.ftps_peers);
+	f->ftp_nat = bpf_map__fd(f->x->maps.ftp_nat);
 	f->ncpus = libbpf_num_possible_cpus();
 	return f;
 }
@@ -415,6 +417,7 @@ static inline void fx_reset(struct fx *f)
 	map_clear(f->expect);
 	map_clear(f->ftp_ctrl);
 	map_clear(f->ftps_peers);
+	map_clear(f->ftp_nat);
 	set_meta(f, 0, 0, 0, 0, 0);
 	set_meta(f, 1, 0, 0, 0, 0);
 	set_slot(f, 0);

@@ -66,7 +66,8 @@ struct step {
 
 enum {
 	R_HTTP, R_FTP, R_SSH, R_TELNET, R_QUIC, R_FTPDATA_IN, R_SMTP_OUT,
-	R_PG_OUT, R_FTPS_RANGE, R_FTPDATA_OUT, R_DNS_OUT,
+	R_PG_OUT, R_FTPS_RANGE, R_FTPDATA_OUT, R_DNS_OUT, R_GUARD_OUT,
+	R_GUARD_IN, R_MAIL_OUT,
 };
 
 /*
@@ -456,6 +457,52 @@ static const struct step out_drop_steps[] = {
 	{ "default in allow: deny rule wins", IN, TI4(43010, 23, SYN), DROP(DENY_RULE), E_NOSTATE },
 	{ "default in allow: udp reply out", OUT, UDP4(L4, R4, 9999, 43009), PASS(HALF_OPEN), E_FLOW | E_NOHALF },
 };
+
+/* ---- active-data guards (PH_RF_ACTIVE_GUARD) ---------------------------- */
+
+/* The base policy plus the guards the compiler makes for a tracked server
+ * (out, from port 2020) and a tracked client (in, from port 2021), and an
+ * outbound service to 2525 a bounce could aim at. */
+static void policy_guards(struct fx *f)
+{
+	policy_base(f);
+	add_rule(f, 0, R_GUARD_OUT, PH_L4_TCP, PH_PT_OUT_SPORT, 2020, 2020,
+		 PH_ACT_DROP, PH_RF_PEER_ANY | PH_RF_ACTIVE_GUARD, 0);
+	add_rule(f, 0, R_GUARD_IN, PH_L4_TCP, PH_PT_IN_SPORT, 2021, 2021,
+		 PH_ACT_DROP, PH_RF_PEER_ANY | PH_RF_ACTIVE_GUARD, 0);
+	add_rule(f, 0, R_MAIL_OUT, PH_L4_TCP, PH_PT_OUT_DPORT, 2525, 2525,
+		 PH_ACT_ALLOW, PH_RF_PEER_ANY, 0);
+}
+
+/* Both defaults allow, and R4 holds an FTPS control session with L4. */
+static void ftps_session_r4(struct fx *f)
+{
+	struct ph_ftps_peer_key k = {};
+	struct ph_ftps_peer v = { .refs = 1 };
+
+	set_meta(f, 0, PH_ACT_ALLOW, PH_ACT_ALLOW, PH_ACT_ALLOW, PH_ACT_ALLOW);
+	v4mapped(R4, k.remote);
+	v4mapped(L4, k.local);
+	bpf_map_update_elem(f->ftps_peers, &k, &v, BPF_ANY);
+}
+
+static const struct step guard_steps[] = {
+	{ "guard out: bounce under default allow", OUT, TO4(2020, 42100, SYN), DROP(FTP_ACTIVE), E_NOSTATE },
+	{ "guard out: before an allowing dport rule", OUT, TO4(2020, 2525, SYN), DROP(FTP_ACTIVE), E_NOSTATE },
+	{ "guard out: other source ports untouched", OUT, TO4(42101, 2525, SYN), PASS(POLICY), E_HALF },
+	{ "guard out: v6", OUT, TO6(2020, 42102, SYN), DROP(FTP_ACTIVE), E_NOSTATE },
+	{ "guard in: from port 2021 under default allow", IN, TI4(2021, 42103, SYN), DROP(FTP_ACTIVE), E_NOSTATE,
+	  .before = default_in_allow },
+	{ "guard in: a dport rule still decides", IN, TI4(2021, 80, SYN), PASS(POLICY), E_HALF },
+	{ "guard out: default drop decides", OUT, TO4(2020, 42104, SYN), DROP(POLICY), E_NOSTATE,
+	  .before = default_out_drop },
+	{ "guard out: FTPS peer, default allow", OUT, TO4(2020, 42105, SYN), PASS(FTPS_ACTIVE), E_HALF,
+	  .before = ftps_session_r4 },
+	{ "guard out: FTPS peer, low port", OUT, TO4(2020, 25, SYN), DROP(FTP_ACTIVE), E_NOSTATE },
+	{ "guard out: FTPS, another peer", OUT, TCP4(L4, O4, 2020, 42106, SYN), DROP(FTP_ACTIVE), E_NOSTATE },
+	{ "guard in: FTPS peer", IN, TI4(2021, 42107, SYN), PASS(FTPS_ACTIVE), E_HALF },
+};
+
 
 static const struct step udp_steps[] = {
 	{ "dns query out", OUT, UDP4(L4, R4, 44000, 53), PASS(POLICY), E_HALF },
@@ -850,6 +897,7 @@ int main(void)
 	RUN(f, policy_base, frag_steps);
 
 	RUN(f, policy_base, expect_steps);
+	RUN(f, policy_guards, guard_steps);
 	RUN(f, policy_base, fail_closed_steps);
 	RUN(fo, policy_base, fail_open_steps);
 	RUN(ff, policy_base, flood_steps);

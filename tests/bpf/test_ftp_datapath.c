@@ -1628,6 +1628,72 @@ static void policy_ftp(struct fx *f)
 	ev_reset();
 }
 
+/* ---- nat-address (1:1 NAT) --------------------------------------------- */
+
+#define NAT4 "203.0.113.5"
+#define NAT6 "2001:db8:5::5"
+#define V4C 4, CLIENT
+
+/* The tracked services of policy_ftp() announce NAT4 / NAT6. */
+static void nat_put(__u16 service)
+{
+	struct ph_ftp_nat_key k = { .slot = 0, .service = service };
+	struct ph_ftp_nat v = { .n = 2 };
+
+	v4mapped(NAT4, v.addr[0]);
+	addr16(6, NAT6, v.addr[1]);
+	bpf_map_update_elem(F->ftp_nat, &k, &v, BPF_ANY);
+}
+
+/* Only this host's own address may be its nat-address; everything else as
+ * before. */
+static const struct nego_case nat_cases[] = {
+	{ "server 227 naming its nat-address", V4S, "PASV\r\n",
+	  "227 Entering Passive Mode (203,0,113,5,197,1)\r\n", 1, 50433, 1 },
+	{ "server 227 naming another address", V4S, "PASV\r\n",
+	  "227 Entering Passive Mode (203,0,113,6,197,2)\r\n", 1, 50434, 0 },
+	{ "server: PORT naming the server's nat-address", V4S,
+	  "PORT 203,0,113,5,197,3\r\n", NULL, 0, 50435, 0 },
+	{ "client PORT naming its nat-address", V4C,
+	  "PORT 203,0,113,5,197,4\r\n", NULL, 0, 50436, 1 },
+	{ "client EPRT |1| naming its nat-address", V4C,
+	  "EPRT |1|203.0.113.5|50437|\r\n", NULL, 0, 50437, 1 },
+	{ "client EPRT |1| naming another address", V4C,
+	  "EPRT |1|203.0.113.6|50438|\r\n", NULL, 0, 50438, 0 },
+	{ "client EPRT |2| naming its nat-address", V6C,
+	  "EPRT |2|2001:db8:5::5|50439|\r\n", NULL, 0, 50439, 1 },
+	{ "client EPRT |2| naming another address", V6C,
+	  "EPRT |2|2001:db8:5::6|50440|\r\n", NULL, 0, 50440, 0 },
+	{ "client EPRT |2| naming the IPv4 nat-address mapped", V6C,
+	  "EPRT |2|::ffff:203.0.113.5|50441|\r\n", NULL, 0, 50441, 0 },
+	{ "client: 227 naming the client's nat-address", V4C, "PASV\r\n",
+	  "227 Entering Passive Mode (203,0,113,5,197,10)\r\n", 1, 50442, 0 },
+	{ "client PORT to a low port of its nat-address", V4C,
+	  "PORT 203,0,113,5,0,25\r\n", NULL, 0, 25, 0 },
+	{ "still its own address", V4C, "PORT 192,0,2,1,197,12\r\n", NULL, 0,
+	  50444, 1 },
+};
+
+static const struct nego_case nat_none[] = {
+	{ "server 227 naming an address of another service", V4S, "PASV\r\n",
+	  "227 Entering Passive Mode (203,0,113,5,197,20)\r\n", 1, 50452, 0 },
+	{ "client PORT naming an address of another service", V4C,
+	  "PORT 203,0,113,5,197,21\r\n", NULL, 0, 50453, 0 },
+};
+
+static void t_nat(void)
+{
+	__u16 cport = 41100;
+
+	nat_put(R_FTP_IN);
+	nat_put(R_FTP_OUT);
+	run_nego(nat_cases, sizeof(nat_cases) / sizeof(nat_cases[0]), &cport);
+	map_clear(F->ftp_nat);
+	nat_put(R_FTPS_IN); /* an entry for a service these sessions are not */
+	run_nego(nat_none, sizeof(nat_none) / sizeof(nat_none[0]), &cport);
+	map_clear(F->ftp_nat);
+}
+
 static void prog_insns(void)
 {
 	struct bpf_program *p[2] = { F->x->progs.pinhole_xdp,
@@ -1692,6 +1758,8 @@ int main(void)
 	t_close();
 	policy_ftp(F);
 	t_differential();
+	policy_ftp(F);
+	t_nat();
 
 	tname = "stats";
 	{

@@ -544,6 +544,10 @@ get $path -o $out
 #                 local address (WORKDIR/port)
 #   portsplit / eprtsplit   PORT / EPRT naming that listener, written in 3
 #                 TCP segments 0.1 s apart; read the reply
+#   portas:ADDR / eprtas:ADDR   PORT / EPRT naming ADDR (e.g. the public
+#                 address of a 1:1 NAT) and the listener's port
+#   sendraw:TEXT  send TEXT (Python escapes: \r, \n, ...; "|" cuts it
+#                 into TCP segments 0.1 s apart), read one reply
 #   accept:S      accept the server's data connection (timeout S), appends
 #                 "ok" or "fail ERROR" to WORKDIR/connect
 #   retr:FILE     RETR FILE over the connected data socket; appends
@@ -625,6 +629,20 @@ def run(st):
         tr.write("> " + t + "   (sent as 3 segments)\n")
         c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         for piece in (b[:3], b[3:12], b[12:]):
+            c.sendall(piece); time.sleep(0.1)
+        reply()
+    elif op in ("portas", "eprtas"):
+        if op == "portas":
+            t = "PORT %s,%d,%d" % (arg.replace(".", ","), lport >> 8, lport & 255)
+        else:
+            t = "EPRT |%d|%s|%d|" % (2 if ":" in arg else 1, arg, lport)
+        send(t); reply()
+    elif op == "sendraw":
+        c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        pieces = [p.encode("latin1").decode("unicode_escape").encode("latin1")
+                  for p in arg.split("|")]
+        tr.write("> %r   (sent as %d segments)\n" % (b"".join(pieces), len(pieces)))
+        for piece in pieces:
             c.sendall(piece); time.sleep(0.1)
         reply()
     elif op == "accept":
@@ -710,11 +728,14 @@ ftp_trap() {
 #                  TCP segment, is "227 Entering Passive Mode (... TRAP)"
 #                  (IPv6: "229 ... (|||TRAP|)")
 #   PORT / EPRT    200 for any address and port (like port_promiscuous)
+#   ...PORT h,h,h,h,p,p...  any other line holding a PORT argument (after
+#                  a lone CR, or padding that a segment boundary cuts): a
+#                  lax server takes it as PORT too ("200 embedded PORT")
 #   LIST/NLST/RETR connect from port 20 to the PORT/EPRT target (3 s)
 #                  and send one line; 425 if it fails
 #   anything else  500 echoing the command ("500 'CMD': not understood")
 FTP_PY_FAKE='
-import socket, sys, threading, time
+import re, socket, sys, threading, time
 a4, a6, trap, log = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 def listener(addr, port):
     fam = socket.AF_INET6 if ":" in addr else socket.AF_INET
@@ -778,6 +799,10 @@ def session(c, me):
             n = line[5:].split(",")
             target = (".".join(n[:4]), int(n[4]) * 256 + int(n[5])) if len(n) == 6 else None
             out("200 PORT command successful.")
+        elif verb != "PORT" and re.search(r"PORT \d+(,\d+){5}", line):
+            n = re.search(r"PORT (\d+(?:,\d+){5})", line).group(1).split(",")
+            target = (".".join(n[:4]), int(n[4]) * 256 + int(n[5]))
+            out("200 embedded PORT taken.")
         elif verb == "EPRT":
             f = line[5:]
             p = f[1:].split(f[0]) if f else []

@@ -49,6 +49,11 @@ struct tcase {
 	const char *expect;       /* formatted actions, space separated */
 };
 
+/* nat_cases[] run with the host's nat-address 203.0.113.5 and
+ * 2001:db8:5::5 (1:1 NAT). */
+#define NAT4 "203,0,113,5"
+static bool cur_nat;
+
 /* ---------------------------------------------------------------------- */
 /* Driver                                                                  */
 /* ---------------------------------------------------------------------- */
@@ -72,6 +77,12 @@ static void make_cfg(struct ph_ftp_config *cfg, int role, bool v6,
 		cfg->server_addr[10] = cfg->server_addr[11] = 0xff;
 		inet_pton(AF_INET, "198.51.100.7", cfg->client_addr + 12);
 		inet_pton(AF_INET, "192.0.2.1", cfg->server_addr + 12);
+	}
+	if (cur_nat) {
+		cfg->nnat = 2;
+		cfg->nat_addr[0][10] = cfg->nat_addr[0][11] = 0xff;
+		inet_pton(AF_INET, "203.0.113.5", cfg->nat_addr[0] + 12);
+		inet_pton(AF_INET6, "2001:db8:5::5", cfg->nat_addr[1]);
 	}
 }
 
@@ -438,6 +449,9 @@ static const struct tcase cases[] = {
 	  "refuse:third_party" },
 	{ "227 with the client's address", SERVER, 0, 0,
 	  { "C:PASV" CRLF, "S:227 ok (" C4 "," P5001 ")" CRLF },
+	  "refuse:third_party" },
+	{ "nat: server 227 with the nat-address, not configured", SERVER, 0, 0,
+	  { "C:PASV" CRLF, "S:227 ok (" NAT4 "," P5001 ")" CRLF },
 	  "refuse:third_party" },
 	{ "227 0.0.0.0", SERVER, 0, 0,
 	  { "C:PASV" CRLF, "S:227 ok (0,0,0,0," P5001 ")" CRLF },
@@ -1178,6 +1192,35 @@ static void test_api(void)
 }
 
 /* A realistic session, run through every way of cutting it. */
+/* nat-address: only this host's own address may be one of them. */
+static const struct tcase nat_cases[] = {
+	{ "nat: server 227 naming its nat-address", SERVER, 0, 0,
+	  { "C:PASV" CRLF, "S:227 ok (" NAT4 "," P5001 ")" CRLF },
+	  "open:PASV:in:5001 revoke:5001" },
+	{ "nat: server 227 naming another address", SERVER, 0, 0,
+	  { "C:PASV" CRLF, "S:227 ok (203,0,113,6," P5001 ")" CRLF },
+	  "refuse:third_party" },
+	{ "nat: a client's PORT naming the server's nat-address", SERVER, 0, 0,
+	  { "C:PORT " NAT4 "," P5001 CRLF }, "refuse:bounce" },
+	{ "nat: client PORT naming its nat-address", CLIENT, 0, 0,
+	  { "C:PORT " NAT4 "," P5001 CRLF }, "open:PORT:in:5001 revoke:5001" },
+	{ "nat: client EPRT |1| naming its nat-address", CLIENT, 0, 0,
+	  { "C:EPRT |1|203.0.113.5|5001|" CRLF },
+	  "open:EPRT:in:5001 revoke:5001" },
+	{ "nat: client EPRT |2| naming its nat-address", CLIENT, 1, 0,
+	  { "C:EPRT |2|2001:db8:5::5|5001|" CRLF },
+	  "open:EPRT:in:5001 revoke:5001" },
+	{ "nat: client EPRT |2| naming another address", CLIENT, 1, 0,
+	  { "C:EPRT |2|2001:db8:5::6|5001|" CRLF }, "refuse:bounce" },
+	{ "nat: client PORT naming the IPv6 nat-address's family", CLIENT, 1, 0,
+	  { "C:EPRT |1|203.0.113.5|5001|" CRLF }, "refuse:wrong_family" },
+	{ "nat: a server's 227 naming the client's nat-address", CLIENT, 0, 0,
+	  { "C:PASV" CRLF, "S:227 ok (" NAT4 "," P5001 ")" CRLF },
+	  "refuse:third_party" },
+	{ "nat: client PORT to a low port of its nat-address", CLIENT, 0, 0,
+	  { "C:PORT " NAT4 ",0,25" CRLF }, "refuse:low_port" },
+};
+
 static const struct tcase session = {
 	"full session", SERVER, 0, 0,
 	{ "S:220-Welcome" CRLF "220 ready" CRLF, "C:USER ftp" CRLF,
@@ -1201,6 +1244,10 @@ int main(void)
 
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
 		run_case(&cases[i]);
+	cur_nat = true;
+	for (i = 0; i < sizeof(nat_cases) / sizeof(nat_cases[0]); i++)
+		run_case(&nat_cases[i]);
+	cur_nat = false;
 	run_case(&session);
 	test_retransmit_other_bytes();
 	test_out_of_order();

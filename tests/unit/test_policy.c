@@ -164,6 +164,18 @@ static void expect_entries_match(const struct ph_policy *pol)
 		const struct ph_rule *r = &pol->rules[i];
 		const struct ph_service *s = &pol->services[r->service];
 
+		/* a guard: the tracked service's active-data port */
+		if (r->flags & PH_RF_ACTIVE_GUARD) {
+			EXPECT(r->action == PH_ACT_DROP && s->active_port &&
+				       r->port_lo == s->active_port &&
+				       r->port_hi == s->active_port &&
+				       r->table == s->active_table &&
+				       r->l4 == PH_L4_TCP &&
+				       (r->flags & PH_RF_PEER_ANY),
+			       "guard rule %d does not match service %s", i,
+			       s->name);
+			continue;
+		}
 		EXPECT(r->flags == s->flags && r->action == s->action,
 		       "rule %d flags/action differ from service", i);
 		if (!(r->flags & PH_RF_PEER_ANY)) {
@@ -295,8 +307,9 @@ static void chk_example(const struct ph_policy *pol)
 	int ftp = svc_index(pol, "ftp");
 
 	EXPECT(pol->nservices == 11, "%d services", pol->nservices);
-	/* web 2 + dns 2 + 9 others */
-	EXPECT(pol->nrules == 13, "%d rules", pol->nrules);
+	/* web 2 + dns 2 + 9 others + the guard of implicit's port 989 (ftp's
+	 * port 20 is opened by ftp-active) */
+	EXPECT(pol->nrules == 14, "%d rules", pol->nrules);
 	EXPECT(pol->npeer_entries == 6, "%d peer entries", pol->npeer_entries);
 	expect_port(pol, TCP, PH_PT_IN_DPORT, 22, "sftp");
 	expect_port(pol, TCP, PH_PT_IN_DPORT, 80, "web");
@@ -538,6 +551,58 @@ static void chk_full_range(const struct ph_policy *pol)
 	EXPECT(pol->nnotes == 2, "%d notes", pol->nnotes);
 }
 
+/* nat-address and the active-data guards (docs/policy.md "FTP behind NAT",
+ * "Active data"). */
+static void chk_nat(const struct ph_policy *pol)
+{
+	int ftp = svc_index(pol, "ftp"), cli = svc_index(pol, "cli");
+	int imp = svc_index(pol, "imp");
+	const struct ph_rule *r;
+	__u8 a4[16] = { [10] = 0xff, [11] = 0xff, 203, 0, 113, 5 }, a6[16];
+
+	inet_pton(AF_INET6, "2001:db8::5", a6);
+	EXPECT(ftp >= 0 && pol->services[ftp].nnat == 2 &&
+		       !memcmp(pol->services[ftp].nat[0], a4, 16) &&
+		       !memcmp(pol->services[ftp].nat[1], a6, 16),
+	       "ftp: nat-address 203.0.113.5, 2001:db8::5");
+	/* server: out sport 20 guarded; client: in sport 2020 guarded;
+	 * implicit FTPS: out sport 989 left open by "active" */
+	r = rule_at(pol, TCP, PH_PT_OUT_SPORT, 20);
+	EXPECT(r && (r->flags & PH_RF_ACTIVE_GUARD) && r->action == PH_ACT_DROP &&
+		       r->service == ftp && r->port_lo == 20 && r->port_hi == 20,
+	       "guard on out sport 20 for ftp");
+	r = rule_at(pol, TCP, PH_PT_IN_SPORT, 2020);
+	EXPECT(r && (r->flags & PH_RF_ACTIVE_GUARD) && r->service == cli,
+	       "guard on in sport 2020 for cli");
+	EXPECT(!rule_at(pol, TCP, PH_PT_IN_SPORT, 20), "no guard on in sport 20");
+	expect_port(pol, TCP, PH_PT_OUT_SPORT, 989, "active");
+	EXPECT(imp >= 0 && pol->services[imp].active_port == 989 &&
+		       pol->services[imp].active_open_by == svc_index(pol, "active"),
+	       "imp: 989, opened by service active");
+	EXPECT(pol->services[ftp].active_open_by == -1, "ftp: guarded");
+	EXPECT(pol->nnotes == 1 && strstr(pol->notes[0].text,
+					  "lets tcp out from port 989 pass without a pinhole"),
+	       "one note about the exposure: %s",
+	       pol->nnotes ? pol->notes[0].text : "(none)");
+	EXPECT(pol->nrules == 6, "%d rules (4 + 2 guards)", pol->nrules);
+}
+
+/* Two tracked services on one active port share one guard. */
+static void chk_guard_shared(const struct ph_policy *pol)
+{
+	EXPECT(pol->nrules == 3, "%d rules", pol->nrules);
+	EXPECT(rule_at(pol, TCP, PH_PT_OUT_SPORT, 20) &&
+		       rule_at(pol, TCP, PH_PT_OUT_SPORT, 20)->service == 0,
+	       "the first service's guard");
+}
+
+/* An explicit deny on the port: no guard, no exposure note. */
+static void chk_guard_deny(const struct ph_policy *pol)
+{
+	expect_port(pol, TCP, PH_PT_OUT_SPORT, 20, "no20");
+	EXPECT(pol->nnotes == 0, "%d notes", pol->nnotes);
+}
+
 struct good_case {
 	const char *name;
 	const char *text;
@@ -602,6 +667,17 @@ static const struct good_case good[] = {
 	  "set s = 10.0.0.0/8, 192.0.2.0/24\n"
 	  "service a in tcp 1 from 10.0.0.0/8, @s, 192.0.2.0/24\n",
 	  chk_dedupe },
+	{ "nat-address and active-data guards",
+	  "service ftp in tcp 21 ftp-track nat-address 203.0.113.5 , 2001:db8::5\n"
+	  "service cli out tcp 21 to any ftp-track active-port 2020 nat-address 198.51.100.1\n"
+	  "service imp in tcp 990 ftps-implicit\n"
+	  "service active out tcp sport 989\n",
+	  chk_nat },
+	{ "guard shared", "service a in tcp 21 ftp-track\nservice b in tcp 2121 ftp-track\n",
+	  chk_guard_shared },
+	{ "guard replaced by a deny",
+	  "service ftp in tcp 21 ftp-track\nservice no20 out tcp sport 1-1023 deny\n",
+	  chk_guard_deny },
 	{ "full range with holes punched",
 	  "service all in tcp 1-65535 deny\n"
 	  "service pasv in tcp 1024-65535 from 10.0.0.0/8\n"
@@ -639,6 +715,33 @@ struct bad_case {
 };
 
 static const struct bad_case bad[] = {
+	{ "service f in tcp 21 ftp-track nat-address 10.0.0.0/8", "1:43",
+	  "expected an IPv4 or IPv6 host address, got \"10.0.0.0/8\" (nat-address names addresses, not prefixes)" },
+	{ "service f in tcp 21 nat-address 10.0.0.1", "1:21",
+	  "nat-address applies to ftp-track services only" },
+	{ "service f in tcp 990 ftps-implicit nat-address 10.0.0.1", "1:36",
+	  "nat-address applies to ftp-track services only" },
+	{ "service f in tcp 21 ftp-track nat-address 10.0.0.1, 10.0.0.1", "1:53",
+	  "10.0.0.1 is listed twice" },
+	{ "service f in tcp 21 ftp-track nat-address 10.0.0.1 nat-address 10.0.0.2", "1:52",
+	  "nat-address is already given at column 31" },
+	{ "service f in tcp 21 ftp-track nat-address 0.0.0.0", "1:43",
+	  "names no host" },
+	{ "service f in tcp 21 ftp-track nat-address ::", "1:43", "names no host" },
+	{ "service f in tcp 21 ftp-track nat-address", "1:42",
+	  "expected an IPv4 or IPv6 host address, got end of line" },
+	{ "service f in tcp 21 ftp-track nat-address 10.0.0.1,", "1:52",
+	  "expected an IPv4 or IPv6 host address" },
+	{ "service f in tcp 21 ftp-track nat-address ::1,::2,::3,::4,::5,::6,::7,::8,::9", "1:75",
+	  "at most 8 nat-address addresses per service" },
+	{ "service f in tcp 21 ftp-track active-port 0", "1:43",
+	  "expected the active-data source port (1-65535) after active-port" },
+	{ "service f in tcp 21 ftp-track active-port 70000", "1:43",
+	  "expected the active-data source port" },
+	{ "service f in tcp 22 active-port 20", "1:21",
+	  "active-port applies to ftp-track and ftps-implicit services only" },
+	{ "service f in tcp 21 ftp-track active-port 20 active-port 21", "1:46",
+	  "active-port is already given at column 31" },
 	{ "service web in tcp 70000", "1:20",
 	  "expected a port (1-65535) or range N-M, got \"70000\"" },
 	{ "service web in tcp 0", "1:20", "expected a port (1-65535)" },
@@ -707,7 +810,7 @@ static const struct bad_case bad[] = {
 	{ "service a in tcp 22 allow from any", "1:27",
 	  "the peer list (from/to) must come right after the ports" },
 	{ "service a in tcp 22 from any allw", "1:30",
-	  "expected allow, deny, a flag (ftp-track, ftps-range, ftps-implicit) or end of line, got \"allw\"" },
+	  "expected allow, deny, a flag (ftp-track, ftps-range, ftps-implicit), nat-address, active-port or end of line, got \"allw\"" },
 	{ "service a in tcp 22 10.0.0.0/8", "1:21",
 	  "(peers follow \"from\" or \"to\", right after the ports)" },
 	{ "service a in tcp 22 allow deny", "1:27",
@@ -1051,13 +1154,23 @@ static void check_preset(const char *path, const struct ph_policy *pol)
 			       (r->flags & PH_RF_FTPS_RANGE),
 		       "server-defaults: ftps-range 1024-65535");
 		expect_port(pol, TCP, PH_PT_IN_DPORT, 990, "ftps-implicit");
-		expect_port(pol, TCP, PH_PT_OUT_SPORT, 989, "ftps-active");
-		expect_port(pol, TCP, PH_PT_OUT_SPORT, 20, "ftp-active");
+		/* active data leaves through the guards, not static rules */
+		expect_port(pol, TCP, PH_PT_OUT_SPORT, 989, "ftps-implicit");
+		expect_port(pol, TCP, PH_PT_OUT_SPORT, 20, "ftp");
 		expect_port(pol, TCP, PH_PT_IN_DPORT, 22, "sftp");
 	} else if (!strcmp(base, "ftp-server-tracked.policy")) {
-		EXPECT(pol->nrules == 1 && ftp >= 0 &&
+		const struct ph_rule *g = rule_at(pol, TCP, PH_PT_OUT_SPORT, 20);
+
+		EXPECT(pol->nrules == 2 && ftp >= 0 &&
 			       (pol->services[ftp].flags & PH_RF_FTP_TRACK),
-		       "ftp-server-tracked: one tracked rule, no range");
+		       "ftp-server-tracked: one tracked rule and its guard, no range");
+		EXPECT(g && (g->flags & PH_RF_ACTIVE_GUARD) && !pol->nnotes,
+		       "ftp-server-tracked: port 20 guarded, no exposure");
+	} else if (!strcmp(base, "ftp-client-tracked.policy")) {
+		const struct ph_rule *g = rule_at(pol, TCP, PH_PT_IN_SPORT, 20);
+
+		EXPECT(g && (g->flags & PH_RF_ACTIVE_GUARD),
+		       "ftp-client-tracked: inbound from port 20 guarded");
 	} else if (!strcmp(base, "eft-server.policy")) {
 		expect_port(pol, TCP, PH_PT_IN_DPORT, 28000, "ftp-pasv");
 		expect_port(pol, TCP, PH_PT_IN_DPORT, 30000, "ftp-pasv");
@@ -1069,7 +1182,13 @@ static void check_preset(const char *path, const struct ph_policy *pol)
 		EXPECT(r && r->port_hi - r->port_lo + 1 >= 300 &&
 			       (r->flags & PH_RF_FTPS_RANGE),
 		       "cerberus: several hundred passive ports");
-	} else if (!strcmp(base, "web-server.policy")) {
+	}
+	/* No shipped preset leaves an active-data port unguarded. */
+	for (int i = 0; i < pol->nservices; i++)
+		EXPECT(pol->services[i].active_open_by < 0,
+		       "%s: active data of %s not guarded", base,
+		       pol->services[i].name);
+	if (!strcmp(base, "web-server.policy")) {
 		expect_port(pol, UDP, PH_PT_IN_DPORT, 443, "http3");
 		expect_port(pol, TCP, PH_PT_IN_DPORT, 80, "http");
 	}
