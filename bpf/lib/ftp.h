@@ -145,8 +145,7 @@ struct ph_ftp_scratch {
 	__u8 cs_th[64] __attribute__((aligned(8)));
 	__u8 cs_ph[40] __attribute__((aligned(8)));
 	__u64 cs_sum;
-	/* ph_ftp_nat_has(): kept off the stack */
-	struct ph_policy nat_pol;
+	/* ph_ftp_nat_has(): its map key, kept off the stack */
 	struct ph_ftp_nat_key nat_nk;
 	__u8 init[sizeof(struct ph_ftp_ctrl)] __attribute__((aligned(8)));
 };
@@ -433,28 +432,29 @@ static __always_inline int ph_ftp_nat_has(__u32 dir)
 {
 	__u32 idx = dir & 1, i;
 	struct ph_ftp_scratch *sc = bpf_map_lookup_elem(&ftp_scratch, &idx);
+	struct ph_policy pol;
 	struct ph_ftp_nat *n;
 	struct ph_rule *r;
 	const __u64 *a, *b;
 	int v, server;
 
-	/* Inlined, with its policy and key in the scratch: a call level of
-	 * its own made the deepest FTP call chain exceed 512 bytes of
-	 * combined stack on 6.1 (each frame counts at least 32). */
-	if (!sc || ph_policy_get(&sc->nat_pol))
+	/* Inlined, with its map key in the scratch: a call level of its own
+	 * made the deepest FTP call chain exceed 512 bytes of combined stack
+	 * on 6.1 (each frame counts at least 32). */
+	if (!sc || ph_policy_get(&pol))
 		return 0;
 	server = sc->ev.host_role == PH_ROLE_SERVER;
-	v = ph_port_rule(&sc->nat_pol, PH_L4_TCP,
+	v = ph_port_rule(&pol, PH_L4_TCP,
 			 server ? PH_PT_IN_DPORT : PH_PT_OUT_DPORT,
 			 server ? sc->ev.key.lport : sc->ev.key.rport);
 	if (v <= 0 || v > PH_MAX_RULES)
 		return 0;
-	idx = sc->nat_pol.slot * PH_MAX_RULES + (__u32)(v - 1);
+	idx = pol.slot * PH_MAX_RULES + (__u32)(v - 1);
 	r = bpf_map_lookup_elem(&rules, &idx);
 	if (!r || !(r->flags & PH_RF_FTP_TRACK))
 		return 0;
 	__builtin_memset(&sc->nat_nk, 0, sizeof(sc->nat_nk));
-	sc->nat_nk.slot = sc->nat_pol.slot;
+	sc->nat_nk.slot = pol.slot;
 	sc->nat_nk.service = r->service;
 	n = bpf_map_lookup_elem(&ftp_nat, &sc->nat_nk);
 	if (!n)
