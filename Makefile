@@ -66,9 +66,10 @@ all: pinhole
 $(OUT) $(OUT)/user $(OUT)/tests/unit $(OUT)/tests/bpf $(OUT)/tests/fuzz $(OUT)/tests/vm:
 	$(Q)mkdir -p $@
 
-$(OUT)/%.bpf.o: bpf/%.bpf.c $(BPF_HDRS) | $(OUT)
+$(OUT)/%.bpf.o: bpf/%.bpf.c $(BPF_HDRS) tests/bpf/stack_depth.py | $(OUT)
 	$(call msg,BPF,$@)
 	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+	$(Q)/usr/bin/python3 tests/bpf/stack_depth.py $(if $(filter 1,$(V)),-v) $@
 
 $(OUT)/%.skel.h: $(OUT)/%.bpf.o | $(OUT)
 	$(call msg,GEN-SKEL,$@)

@@ -1196,10 +1196,11 @@ static __always_inline void ph_ftp_byte(struct ph_ftp_stream_bpf *st, __u8 ch)
 
 /*
  * Bytes [8 w, 8 w + 8) of the record, one by one, those in the scan's
- * range only: a word holding a LF, or the scan's first or last. Global,
- * verified once.
+ * range only: a word holding a LF, or the scan's first or last. Inlined:
+ * as a global function it made the chain pinhole_xdp > parse_record >
+ * word > line one frame too deep for 6.1's 512 bytes (docs/kernels.md).
  */
-__attribute__((noinline)) int ph_ftp_word(__u32 dir, __u32 w)
+static __always_inline int ph_ftp_word(__u32 dir, __u32 w)
 {
 	__u32 idx = dir & 1, k, i;
 	struct ph_ftp_scratch *sc = bpf_map_lookup_elem(&ftp_scratch, &idx);
