@@ -35,6 +35,8 @@ build_copy() {
 	local dir=$1 version=$2
 	mkdir -p "$dir"
 	cp -r "$PH_ROOT/Makefile" "$PH_ROOT/bpf" "$PH_ROOT/include" "$PH_ROOT/user" "$dir/"
+	mkdir -p "$dir/tests/bpf" # the build checks stack depth with it
+	cp "$PH_ROOT/tests/bpf/stack_depth.py" "$dir/tests/bpf/"
 	if [ -n "${3:-}" ]; then
 		python3 -c "$3" "$dir/include/pinhole/pinhole.h" || return 1
 	fi
@@ -169,6 +171,11 @@ run_exit() {
 	wait "$pid" 2>/dev/null
 	RUN_RC=$?
 }
+# attach_kind [BIN]: how XDP is attached (status -j): dispatcher or direct.
+attach_kind() {
+	PH_BIN=${1:-$PH_BIN} ph_pinhole status -j |
+		python3 -c 'import json,sys; print(json.load(sys.stdin)["interfaces"][0]["xdp_attach"])'
+}
 xdp_id() {
 	ph_srv ip -j -d link show dev "$PH_IF_SRV" |
 		python3 -c 'import json,sys; print(json.load(sys.stdin)[0].get("xdp", {}).get("prog", {}).get("id", 0))'
@@ -187,6 +194,12 @@ for _ in $(seq 50); do [ -e "$W/started" ] && break; sleep 0.1; done
 sleep 1
 flows_a=$(ph_pinhole flows -j | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["flows"]))')
 ph_check "A: the stream, the idle connection and FTP are in flows ($flows_a)" test "$flows_a" -ge 4
+KIND=$(attach_kind)
+ph_say "  - XDP attached: $KIND (libxdp's dispatcher where the kernel has extension programs)"
+# tests/vm/guest.sh sets PH_NEED_DISPATCHER where the kernel has them: the
+# upgrades below must then run inside the dispatcher.
+[ "${PH_NEED_DISPATCHER:-0}" = 1 ] &&
+	ph_check "A: attached in libxdp's dispatcher (PH_NEED_DISPATCHER=1)" test "$KIND" = dispatcher
 
 # upgrade_to BIN TAG WORDS OLD_RUN: `pinhole upgrade` with BIN, which says
 # WORDS; the XDP program changes; the old build's run exits 3 without
@@ -203,6 +216,7 @@ upgrade_to() {
 	run_exit "$old"
 	ph_check "the old build's run exits 3 without detaching (exit $RUN_RC)" test "$RUN_RC" = 3
 	ph_check "the interface still carries pinhole after it exited" test "$(xdp_id)" = "$after"
+	ph_check "still attached the same way ($KIND)" test "$(attach_kind "$bin")" = "$KIND"
 	PH_RUN_PID=
 }
 

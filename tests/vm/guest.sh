@@ -224,6 +224,13 @@ step_make() { # step_make TARGET
 step_e2e() {
 	local t name o r t0
 	hdr "e2e subset: $E2E"
+	# Where the kernel has extension programs, libxdp's dispatcher must
+	# work: the tests that share the XDP hook (test_cli_tools) or upgrade
+	# through it (test_po_upgrade) then fail instead of falling back.
+	if bpftool feature probe kernel 2>/dev/null | grep -q "program_type ext is available"; then
+		export PH_NEED_DISPATCHER=1
+		echo "extension programs available: PH_NEED_DISPATCHER=1"
+	fi
 	for t in $E2E; do
 		name=$(basename "$t" .sh)
 		t0=$(date +%s)

@@ -16,6 +16,11 @@
 #           thousands of per-CPU counters per check, ~13 min under TCG)
 #   pktgen  the tests/perf/pktgen recipes (kernel pktgen, tcpreplay,
 #           trafgen) against pinhole on a veth
+#   share   libxdp's dispatcher, which this machine's kernel lacks (no
+#           extension programs): xdp-filter and pinhole on one interface
+#           (tests/e2e/test_cli_tools.sh) and an upgrade in place inside the
+#           dispatcher (tests/e2e/test_po_upgrade.sh); both must take the
+#           dispatcher path there (PH_NEED_DISPATCHER=1)
 #   STEP,STEP...  any steps of tests/vm/guest.sh, e.g. verify,attach
 # Env: PH_VM_E2E (e2e scripts of the e2e step), N (packets per pktgen
 # thread), PH_VM_LIMIT (seconds), and those of tests/vm/vm.sh.
@@ -31,6 +36,8 @@ full) STEPS="info verify attach unit bpftest e2e" LIMIT=2400 ;;
 quick) STEPS="info verify attach" LIMIT=600 ;;
 ci) STEPS="info verify bpftest" LIMIT=2400 ;;
 pktgen) STEPS="info pktgen" LIMIT=1200 ;;
+share) STEPS="info e2e" LIMIT=2400
+	PH_VM_E2E=${PH_VM_E2E:-tests/e2e/test_cli_tools.sh tests/e2e/test_po_upgrade.sh} ;;
 *) STEPS=${SUITE//,/ } LIMIT=2400 ;;
 esac
 LIMIT=${PH_VM_LIMIT:-$LIMIT}
