@@ -199,16 +199,30 @@ static int do_check(struct ctx *c)
 
 /* ----------------------------------------------------------------- show */
 
-static int do_show(struct ctx *c)
+/* The commands that read an instance: @fn on the instance under
+ * --pin-dir, opened for the call and closed after it. */
+typedef int (*instance_fn)(struct ph_instance *inst, struct ctx *c);
+
+static int with_instance(struct ctx *c, instance_fn fn)
 {
 	struct ph_instance inst;
 	int r = open_existing(&inst, c->pin_dir);
 
 	if (r)
 		return r;
-	r = ph_cmd_show(&inst, c->json);
+	r = fn(&inst, c);
 	ph_instance_close(&inst);
 	return r;
+}
+
+static int show_on(struct ph_instance *inst, struct ctx *c)
+{
+	return ph_cmd_show(inst, c->json);
+}
+
+static int do_show(struct ctx *c)
+{
+	return with_instance(c, show_on);
 }
 
 /* -------------------------------------------------------- attach / run */
@@ -1310,11 +1324,15 @@ static int do_stats(struct ctx *c)
 
 /* ---------------------------------------------------------------- flows */
 
+static int flows_on(struct ph_instance *inst, struct ctx *c)
+{
+	return ph_cmd_flows(inst, c->json, c->argc, c->argv);
+}
+
 static int do_flows(struct ctx *c)
 {
 	bool change = c->argc && (!strcmp(c->argv[0], "delete") ||
 				  !strcmp(c->argv[0], "flush"));
-	struct ph_instance inst;
 	int lock = -1, r;
 
 	if (change) {
@@ -1322,11 +1340,7 @@ static int do_flows(struct ctx *c)
 		if (lock < 0)
 			return -lock;
 	}
-	r = open_existing(&inst, c->pin_dir);
-	if (!r) {
-		r = ph_cmd_flows(&inst, c->json, c->argc, c->argv);
-		ph_instance_close(&inst);
-	}
+	r = with_instance(c, flows_on);
 	if (lock >= 0)
 		ph_unlock(lock);
 	return r;
@@ -1754,28 +1768,24 @@ static int do_exporter(struct ctx *c)
 	return ph_obs_exporter(c->pin_dir, &c->obs);
 }
 
+static int monitor_on(struct ph_instance *inst, struct ctx *c)
+{
+	return ph_obs_monitor(inst, &c->obs, c->json);
+}
+
 static int do_monitor(struct ctx *c)
 {
-	struct ph_instance inst;
-	int r = open_existing(&inst, c->pin_dir);
+	return with_instance(c, monitor_on);
+}
 
-	if (r)
-		return r;
-	r = ph_obs_monitor(&inst, &c->obs, c->json);
-	ph_instance_close(&inst);
-	return r;
+static int explain_on(struct ph_instance *inst, struct ctx *c)
+{
+	return ph_obs_explain(inst, c->argc, c->argv, c->json);
 }
 
 static int do_explain(struct ctx *c)
 {
-	struct ph_instance inst;
-	int r = open_existing(&inst, c->pin_dir);
-
-	if (r)
-		return r;
-	r = ph_obs_explain(&inst, c->argc, c->argv, c->json);
-	ph_instance_close(&inst);
-	return r;
+	return with_instance(c, explain_on);
 }
 
 /* ------------------------------------------------------------ dispatch */
