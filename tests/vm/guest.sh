@@ -227,7 +227,11 @@ step_e2e() {
 	# Where the kernel has extension programs, libxdp's dispatcher must
 	# work: the tests that share the XDP hook (test_cli_tools) or upgrade
 	# through it (test_po_upgrade) then fail instead of falling back.
-	if bpftool feature probe kernel 2>/dev/null | grep -q "program_type ext is available"; then
+	# (Not `bpftool ... | grep -q`: under pipefail, grep's early exit
+	# fails bpftool with SIGPIPE.)
+	local probe
+	probe=$(bpftool feature probe kernel 2>/dev/null)
+	if grep -q "program_type ext is available" <<<"$probe"; then
 		export PH_NEED_DISPATCHER=1
 		echo "extension programs available: PH_NEED_DISPATCHER=1"
 	fi
