@@ -1046,6 +1046,7 @@ static int do_status(struct ctx *c)
 	struct ph_iface recs[PH_IFACES_MAX];
 	struct ph_iface_live live[PH_IFACES_MAX];
 	__u64 count[ARRAY_SIZE(fill)], expired[ARRAY_SIZE(fill)] = {};
+	bool partial[ARRAY_SIZE(fill)] = {};
 	__u64 ring_used = 0;
 	__u32 ring_size = 0;
 	struct ph_instance inst;
@@ -1072,9 +1073,12 @@ static int do_status(struct ctx *c)
 		ph_iface_probe(&inst, &recs[i], &live[i]);
 	/* fill[0] and [1] are flows and half_open: counted with their
 	 * expired entries in one walk. */
-	ph_flows_count(&inst, count, expired);
+	ph_flows_count(&inst, count, expired, &partial[0]);
+	partial[1] = partial[0];
 	for (size_t i = 2; i < ARRAY_SIZE(fill); i++)
-		ph_map_count(inst.fd[fill[i].id], fill[i].key, &count[i]);
+		ph_map_count(inst.fd[fill[i].id], fill[i].key,
+			     inst.max_entries[fill[i].id], &count[i],
+			     &partial[i]);
 	ring_err = ph_ringbuf_fill(c->pin_dir, "events", &ring_used, &ring_size);
 	trk = ph_trk_running(c->pin_dir, &trk_pid);
 	ph_fmt_duration(now - v.meta[v.st.active_slot].loaded_ns, age,
@@ -1134,6 +1138,8 @@ static int do_status(struct ctx *c)
 					inst.max_entries[fill[i].id]);
 			if (i < 2)
 				ph_json_kv_uint(&j, "expired", expired[i]);
+			/* Cut short by the time budget: a lower bound. */
+			ph_json_kv_bool(&j, "partial", partial[i]);
 			ph_json_object_end(&j);
 		}
 		if (!ring_err) {
@@ -1192,6 +1198,8 @@ static int do_status(struct ctx *c)
 		if (expired[i])
 			printf(" (%llu expired, not yet removed)",
 			       (unsigned long long)expired[i]);
+		if (partial[i])
+			printf(" (at least: counting took too long)");
 		printf("\n");
 	}
 	if (!ring_err)
