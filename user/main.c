@@ -1541,6 +1541,10 @@ static void sessions_json(const char *pin_dir, bool running, long pid,
 	ph_json_kv_uint(&j, "events", tot->events);
 	ph_json_kv_uint(&j, "events_lost", tot->events_lost);
 	ph_json_kv_uint(&j, "ftps_fixed", tot->ftps_fixed);
+	ph_json_kv_uint(&j, "syncs", tot->syncs);
+	ph_json_kv_uint(&j, "quiet_bytes", tot->quiet_bytes);
+	ph_json_kv_uint(&j, "adopted", tot->adopted);
+	ph_json_kv_uint(&j, "kept", tot->kept);
 	ph_json_object_end(&j);
 	if (x->dp) {
 		const struct ph_ftp_dp_stats *d = x->dp;
@@ -1558,6 +1562,9 @@ static void sessions_json(const char *pin_dir, bool running, long pid,
 		ph_json_kv_uint(&j, "ftps_counted", d->ftps_counted);
 		ph_json_kv_uint(&j, "ftps_released", d->ftps_released);
 		ph_json_kv_uint(&j, "ftps_full", d->ftps_full);
+		ph_json_kv_uint(&j, "quiet", d->quiet);
+		ph_json_kv_uint(&j, "syncs", d->syncs);
+		ph_json_kv_uint(&j, "unreported", d->unreported);
 		ph_json_object_end(&j);
 	}
 	ph_json_object_end(&j);
@@ -1585,7 +1592,7 @@ static void sessions_text(const char *pin_dir, bool running, long pid,
 	if (running)
 		printf("tracker     running (pid %ld)\n", pid);
 	else
-		printf("tracker     not running: start 'pinhole --pin-dir %s daemon' (until then only the datapath opens pinholes, and nothing revokes them)\n",
+		printf("tracker     not running: start 'pinhole --pin-dir %s daemon' (until then the datapath alone opens, revokes and expires pinholes; nothing logs them)\n",
 		       pin_dir);
 	printf("sessions\n");
 	ph_table_init(&t, ARRAY_SIZE(shdr), shdr);
@@ -1654,21 +1661,30 @@ static void sessions_text(const char *pin_dir, bool running, long pid,
 	}
 	if (any)
 		printf("\n");
-	printf("events      %llu read, %llu with lost bytes\n",
+	printf("events      %llu read, %llu with lost bytes, %llu syncs (%llu bytes not reported: quiet or lost)\n",
 	       (unsigned long long)tot->events,
-	       (unsigned long long)tot->events_lost);
+	       (unsigned long long)tot->events_lost,
+	       (unsigned long long)tot->syncs,
+	       (unsigned long long)tot->quiet_bytes);
+	if (tot->adopted || tot->kept)
+		printf("            %llu sessions taken over from the datapath at start, %llu datapath pinholes kept unjudged\n",
+		       (unsigned long long)tot->adopted,
+		       (unsigned long long)tot->kept);
 	if (tot->ftps_fixed)
 		printf("ftps        %llu ftps_peers entries corrected by the tracker\n",
 		       (unsigned long long)tot->ftps_fixed);
 	if (x->dp) {
 		const struct ph_ftp_dp_stats *d = x->dp;
 
-		printf("datapath    %llu control connections, %llu segments, %llu records (%llu lost: ring buffer full), %llu pinholes installed, %llu desyncs, %llu conflicts, %llu without parser state\n",
+		printf("datapath    %llu control connections, %llu segments, %llu records (%llu lost: ring buffer full; %llu quiet, not reported; %llu syncs), %llu pinholes installed (%llu unreported), %llu desyncs, %llu conflicts, %llu without parser state\n",
 		       (unsigned long long)d->sessions,
 		       (unsigned long long)d->segments,
 		       (unsigned long long)d->events,
 		       (unsigned long long)d->events_lost,
+		       (unsigned long long)d->quiet,
+		       (unsigned long long)d->syncs,
 		       (unsigned long long)d->pinholes,
+		       (unsigned long long)d->unreported,
 		       (unsigned long long)d->desyncs,
 		       (unsigned long long)d->conflicts,
 		       (unsigned long long)d->ctrl_full);
