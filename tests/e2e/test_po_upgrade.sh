@@ -35,6 +35,9 @@ build_copy() {
 	local dir=$1 version=$2
 	mkdir -p "$dir"
 	cp -r "$PH_ROOT/Makefile" "$PH_ROOT/bpf" "$PH_ROOT/include" "$PH_ROOT/user" "$dir/"
+	# Every BPF build runs the stack check.
+	mkdir -p "$dir/tests/bpf"
+	cp "$PH_ROOT/tests/bpf/stack_depth.py" "$dir/tests/bpf/"
 	if [ -n "${3:-}" ]; then
 		python3 -c "$3" "$dir/include/pinhole/pinhole.h" || return 1
 	fi
