@@ -256,10 +256,11 @@ static int count_expired(const struct ph_flow_key *k, const struct ph_flow *f,
 }
 
 int ph_flows_count(const struct ph_instance *inst, __u64 entries[2],
-		   __u64 expired[2])
+		   __u64 expired[2], bool *partial)
 {
 	struct expired_count c = { .now = ph_now_coarse_ns() };
-	int err = ph_flows_foreach(inst, count_expired, &c);
+	int err = ph_flows_foreach_budget(inst, count_expired, &c,
+					  PH_WALK_BUDGET_NS, partial);
 
 	for (int t = 0; t < 2; t++) {
 		entries[t] = c.n[t];

@@ -17,9 +17,10 @@ int ph_cmd_flows(const struct ph_instance *inst, bool json, int argc,
 		 char **argv);
 
 /* Entries of flows ([0]) and half_open ([1]), and of those the ones that
- * have expired but are still in the map (for status), in one walk. 0 or
- * -errno. */
+ * have expired but are still in the map (for status), in one walk, each
+ * at most its table's size, within PH_WALK_BUDGET_NS (*partial: cut
+ * short; may be NULL). 0 or -errno. */
 int ph_flows_count(const struct ph_instance *inst, __u64 entries[2],
-		   __u64 expired[2]);
+		   __u64 expired[2], bool *partial);
 
 #endif /* PH_USER_FLOWS_CMD_H */

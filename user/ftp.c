@@ -681,6 +681,7 @@ static void end_line(struct ph_ftp_session *s, struct out_ctx *c, int side)
 	size_t len = st->line_len;
 	bool overlong;
 
+	s->stats.lf[side]++;
 	if (st->skip_to_eol) {
 		st->skip_to_eol = false;
 		s->stats.lines_discarded++;
@@ -1092,6 +1093,106 @@ bool ph_ftp_ack(struct ph_ftp_session *s, int from_client, __u32 ack)
 	s->stats.ack_gaps++;
 	gap(s, from_client ? SIDE_CLIENT : SIDE_SERVER, ack);
 	return true;
+}
+
+/* One stream jumps to @to (after its nxt): what was held below goes, the
+ * line in progress becomes the one @r describes (its head, when that is
+ * all of it). Returns false if that line is not known whole. */
+static bool jump(struct ph_ftp_session *s, int side,
+		 const struct ph_ftp_resume *r)
+{
+	struct ph_ftp_stream *st = &s->st[side];
+	__u32 to = r->nxt[side], x;
+	int i = 0;
+
+	if (st->synced) {
+		s->stats.resumed_bytes += to - st->nxt;
+		while (i < st->nseg) {
+			if (!after(st->seg[i].end, to)) {
+				seg_remove(st, i);
+				continue;
+			}
+			if (before(st->seg[i].seq, to))
+				st->seg[i].seq = to;
+			i++;
+		}
+		if (!st->nseg || to - st->nxt >= PH_FTP_OOO_BYTES)
+			memset(st->ooo_taint, 0, sizeof(st->ooo_taint));
+		else
+			for (x = st->nxt; before(x, to); x++)
+				set_taint(st, x, false);
+	}
+	st->nxt = to;
+	st->synced = true;
+	st->overlong = false;
+	st->line_len = 0;
+	st->skip_to_eol = r->skip[side];
+	if (r->skip[side])
+		return true;
+	if (r->line_len[side] > sizeof(r->head[side]))
+		return false;
+	memcpy(st->line, r->head[side], r->line_len[side]);
+	st->line_len = r->line_len[side];
+	return true;
+}
+
+int ph_ftp_resume(struct ph_ftp_session *s, const struct ph_ftp_resume *r,
+		  __u64 now_ns, struct ph_ftp_action *out, int max_out,
+		  int *nact)
+{
+	struct out_ctx c = { .out = out, .max = max_out, .now = now_ns };
+	bool move[2], known[2] = { true, true }, ahead = false;
+	int side, ret = PH_FTP_RESUMED;
+
+	if (nact)
+		*nact = 0;
+	if (!s || !r || !out || max_out < PH_FTP_RESUME_MAX_ACTIONS)
+		return -EINVAL;
+	if (s->closed || s->encrypted)
+		return 0;
+	for (side = 0; side < 2; side++) {
+		const struct ph_ftp_stream *st = &s->st[side];
+
+		move[side] = !st->synced || before(st->nxt, r->nxt[side]);
+		ahead |= st->synced && after(st->nxt, r->nxt[side]);
+	}
+	if (!move[0] && !move[1])
+		return 0;
+	s->stats.resumed++;
+	for (side = 0; side < 2; side++)
+		if (move[side])
+			known[side] = jump(s, side, r);
+	if (!ahead) {
+		/* Both parsers at one point of both streams: the pairing is
+		 * what the other one made of the bytes we skipped. */
+		s->last_cmd = r->last_cmd;
+		s->awaiting = r->awaiting;
+		s->epsv_bad_family = r->epsv_bad_family;
+		s->in_multiline = r->in_multiline;
+		s->ml_code = r->ml_code;
+		s->st[0].burst = r->burst[0];
+		s->st[1].burst = r->burst[1];
+	}
+	/* A line we cannot see whole, or a stream of ours ahead of the
+	 * other parser's: fail closed on the pairing, as after a gap. */
+	for (side = 0; side < 2; side++)
+		if (move[side] && (!known[side] || ahead)) {
+			lose(s, side);
+			ret |= PH_FTP_RESUME_BLIND;
+		}
+	if (r->lost && s->has_pending &&
+	    !(r->has_keep && !memcmp(&s->pending.key, &r->keep,
+				     sizeof(r->keep))))
+		revoke_pending(s, &c);
+	s->last_cmd_opened = !ahead && r->last_cmd_opened && s->has_pending;
+	if (r->encrypted)
+		go_encrypted(s, &c);
+	for (side = 0; side < 2; side++)
+		if (move[side] && !s->encrypted)
+			deliver(s, &c, side, NULL, 0);
+	if (nact)
+		*nact = c.n;
+	return ret;
 }
 
 int ph_ftp_close(struct ph_ftp_session *s, struct ph_ftp_action *out,

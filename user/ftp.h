@@ -123,6 +123,9 @@ struct ph_ftp_stats {
 	__u64 contested;          /* held bytes whose kept copy is uncertain */
 	__u64 resyncs;            /* streams restarted at the next line */
 	__u64 lines;              /* complete lines processed */
+	__u64 lf[2];              /* line ends per side, discarded lines too */
+	__u64 resumed;            /* ph_ftp_resume() calls that moved a stream */
+	__u64 resumed_bytes;      /* bytes skipped by them (never fed) */
 	__u64 lines_discarded;    /* too long, or cut by a gap: never parsed */
 	__u64 lines_ignored;      /* client lines while AUTH awaits its reply */
 	__u64 encrypted_bytes;    /* fed after encryption: ignored */
@@ -214,6 +217,55 @@ int ph_ftp_feed(struct ph_ftp_session *s, int from_client, __u32 seq,
  * true if it declared a gap. Never yields actions.
  */
 bool ph_ftp_ack(struct ph_ftp_session *s, int from_client, __u32 ack);
+
+/*
+ * Where another parser of the same stream stands (the datapath's, which
+ * parsed bytes this session was never fed: docs/tracker.md, "Quiet and
+ * lost records"): per side the next sequence number and the line in
+ * progress, and the command/reply pairing there.
+ */
+struct ph_ftp_resume {
+	__u32 nxt[2];          /* [0] the server's stream, [1] the client's */
+	__u16 line_len[2];     /* bytes of the line in progress */
+	__u8 head[2][8];       /* its first bytes: all of it if line_len <= 8 */
+	bool skip[2];          /* that line is dropped (it began in a gap) */
+	__u32 burst[2];        /* data-port lines since the other side spoke */
+	enum ph_ftp_cmd last_cmd;
+	bool awaiting;
+	bool epsv_bad_family;
+	bool last_cmd_opened;
+	bool in_multiline;
+	__u16 ml_code;
+	bool encrypted;        /* a 234 was among the bytes skipped */
+	/* The bytes skipped may have held anything, not only lines that open
+	 * or close nothing: then the pending pinhole goes unless it is
+	 * @keep (the other parser's own pinhole, which it still holds). */
+	bool lost;
+	bool has_keep;
+	struct ph_flow_key keep;
+};
+
+/* Most actions one ph_ftp_resume() can return: both streams may deliver
+ * what they held, and a pending pinhole may go. */
+#define PH_FTP_RESUME_MAX_ACTIONS (2 * PH_FTP_MAX_ACTIONS + 2)
+
+/* ph_ftp_resume() result bits */
+#define PH_FTP_RESUMED 1u   /* a stream moved forward */
+#define PH_FTP_RESUME_BLIND 2u /* a line in progress is not known whole:
+				* the pairing failed closed around it */
+
+/*
+ * Moves every stream that is behind @r forward to it (held segments below
+ * it are dropped, the line in progress becomes the one @r describes) and,
+ * if no stream of ours is ahead of @r, takes its pairing state. A stream
+ * ahead of @r, or level with it, is left alone. Writes actions (a REVOKE
+ * when @r->lost drops the pending pinhole; what held segments made
+ * contiguous yield; max_out >= PH_FTP_RESUME_MAX_ACTIONS) and returns
+ * their number in *nact; returns the PH_FTP_RESUME* bits, or -EINVAL.
+ */
+int ph_ftp_resume(struct ph_ftp_session *s, const struct ph_ftp_resume *r,
+		  __u64 now_ns, struct ph_ftp_action *out, int max_out,
+		  int *nact);
 
 /* Control connection closed: revokes the pending pinhole. Returns the
  * number of actions (0 or 1); later feeds are ignored. */

@@ -1060,6 +1060,7 @@ static int do_status(struct ctx *c)
 	struct ph_iface recs[PH_IFACES_MAX];
 	struct ph_iface_live live[PH_IFACES_MAX];
 	__u64 count[ARRAY_SIZE(fill)], expired[ARRAY_SIZE(fill)] = {};
+	bool partial[ARRAY_SIZE(fill)] = {};
 	__u64 ring_used = 0;
 	__u32 ring_size = 0;
 	struct ph_instance inst;
@@ -1086,9 +1087,12 @@ static int do_status(struct ctx *c)
 		ph_iface_probe(&inst, &recs[i], &live[i]);
 	/* fill[0] and [1] are flows and half_open: counted with their
 	 * expired entries in one walk. */
-	ph_flows_count(&inst, count, expired);
+	ph_flows_count(&inst, count, expired, &partial[0]);
+	partial[1] = partial[0];
 	for (size_t i = 2; i < ARRAY_SIZE(fill); i++)
-		ph_map_count(inst.fd[fill[i].id], fill[i].key, &count[i]);
+		ph_map_count(inst.fd[fill[i].id], fill[i].key,
+			     inst.max_entries[fill[i].id], &count[i],
+			     &partial[i]);
 	ring_err = ph_ringbuf_fill(c->pin_dir, "events", &ring_used, &ring_size);
 	trk = ph_trk_running(c->pin_dir, &trk_pid);
 	ph_fmt_duration(now - v.meta[v.st.active_slot].loaded_ns, age,
@@ -1148,6 +1152,8 @@ static int do_status(struct ctx *c)
 					inst.max_entries[fill[i].id]);
 			if (i < 2)
 				ph_json_kv_uint(&j, "expired", expired[i]);
+			/* Cut short by the time budget: a lower bound. */
+			ph_json_kv_bool(&j, "partial", partial[i]);
 			ph_json_object_end(&j);
 		}
 		if (!ring_err) {
@@ -1206,6 +1212,8 @@ static int do_status(struct ctx *c)
 		if (expired[i])
 			printf(" (%llu expired, not yet removed)",
 			       (unsigned long long)expired[i]);
+		if (partial[i])
+			printf(" (at least: counting took too long)");
 		printf("\n");
 	}
 	if (!ring_err)
@@ -1547,6 +1555,10 @@ static void sessions_json(const char *pin_dir, bool running, long pid,
 	ph_json_kv_uint(&j, "events", tot->events);
 	ph_json_kv_uint(&j, "events_lost", tot->events_lost);
 	ph_json_kv_uint(&j, "ftps_fixed", tot->ftps_fixed);
+	ph_json_kv_uint(&j, "syncs", tot->syncs);
+	ph_json_kv_uint(&j, "quiet_bytes", tot->quiet_bytes);
+	ph_json_kv_uint(&j, "adopted", tot->adopted);
+	ph_json_kv_uint(&j, "kept", tot->kept);
 	ph_json_object_end(&j);
 	if (x->dp) {
 		const struct ph_ftp_dp_stats *d = x->dp;
@@ -1564,6 +1576,9 @@ static void sessions_json(const char *pin_dir, bool running, long pid,
 		ph_json_kv_uint(&j, "ftps_counted", d->ftps_counted);
 		ph_json_kv_uint(&j, "ftps_released", d->ftps_released);
 		ph_json_kv_uint(&j, "ftps_full", d->ftps_full);
+		ph_json_kv_uint(&j, "quiet", d->quiet);
+		ph_json_kv_uint(&j, "syncs", d->syncs);
+		ph_json_kv_uint(&j, "unreported", d->unreported);
 		ph_json_object_end(&j);
 	}
 	ph_json_object_end(&j);
@@ -1591,7 +1606,7 @@ static void sessions_text(const char *pin_dir, bool running, long pid,
 	if (running)
 		printf("tracker     running (pid %ld)\n", pid);
 	else
-		printf("tracker     not running: start 'pinhole --pin-dir %s daemon' (until then only the datapath opens pinholes, and nothing revokes them)\n",
+		printf("tracker     not running: start 'pinhole --pin-dir %s daemon' (until then the datapath alone opens, revokes and expires pinholes; nothing logs them)\n",
 		       pin_dir);
 	printf("sessions\n");
 	ph_table_init(&t, ARRAY_SIZE(shdr), shdr);
@@ -1660,21 +1675,30 @@ static void sessions_text(const char *pin_dir, bool running, long pid,
 	}
 	if (any)
 		printf("\n");
-	printf("events      %llu read, %llu with lost bytes\n",
+	printf("events      %llu read, %llu with lost bytes, %llu syncs (%llu bytes not reported: quiet or lost)\n",
 	       (unsigned long long)tot->events,
-	       (unsigned long long)tot->events_lost);
+	       (unsigned long long)tot->events_lost,
+	       (unsigned long long)tot->syncs,
+	       (unsigned long long)tot->quiet_bytes);
+	if (tot->adopted || tot->kept)
+		printf("            %llu sessions taken over from the datapath at start, %llu datapath pinholes kept unjudged\n",
+		       (unsigned long long)tot->adopted,
+		       (unsigned long long)tot->kept);
 	if (tot->ftps_fixed)
 		printf("ftps        %llu ftps_peers entries corrected by the tracker\n",
 		       (unsigned long long)tot->ftps_fixed);
 	if (x->dp) {
 		const struct ph_ftp_dp_stats *d = x->dp;
 
-		printf("datapath    %llu control connections, %llu segments, %llu records (%llu lost: ring buffer full), %llu pinholes installed, %llu desyncs, %llu conflicts, %llu without parser state\n",
+		printf("datapath    %llu control connections, %llu segments, %llu records (%llu lost: ring buffer full; %llu quiet, not reported; %llu syncs), %llu pinholes installed (%llu unreported), %llu desyncs, %llu conflicts, %llu without parser state\n",
 		       (unsigned long long)d->sessions,
 		       (unsigned long long)d->segments,
 		       (unsigned long long)d->events,
 		       (unsigned long long)d->events_lost,
+		       (unsigned long long)d->quiet,
+		       (unsigned long long)d->syncs,
 		       (unsigned long long)d->pinholes,
+		       (unsigned long long)d->unreported,
 		       (unsigned long long)d->desyncs,
 		       (unsigned long long)d->conflicts,
 		       (unsigned long long)d->ctrl_full);

@@ -581,54 +581,212 @@ int ph_ringbuf_fill(const char *pin_dir, const char *name, __u64 *used,
 	return err;
 }
 
-int ph_map_count(int fd, size_t key_size, __u64 *count)
-{
-	char key[128], next[128];
-	bool first = true;
+/* ------------------------------------------------------------- walking */
 
-	*count = 0;
-	if (fd < 0 || key_size > sizeof(key))
-		return -EINVAL;
-	while (!bpf_map_get_next_key(fd, first ? NULL : key, next)) {
-		first = false;
-		memcpy(key, next, key_size);
-		(*count)++;
-	}
-	return 0;
-}
+#define WALK_CHUNK 4096
+#define WALK_KV_MAX 128 /* bytes of a key, and of a value, the walk takes */
 
-static int foreach_in(int fd, __u32 max, bool half_open, ph_flow_fn fn,
-		      void *ctx)
+/* Entries come and go while we walk (an LRU table under a SYN flood
+ * evicts thousands a second). get_next_key from a key evicted meanwhile
+ * starts over at the first one, so a key walk may see an entry more than
+ * once, or loop for as long as the churn lasts: it is only the fallback,
+ * bounded by steps. The batch walk's cursor is a bucket index: each
+ * bucket is read once, whatever happens to the entries. */
+static int walk_keys(int fd, size_t ksz, size_t vsz, __u32 max,
+		     __u64 deadline, ph_walk_fn fn, void *ctx,
+		     struct ph_walk_stats *ws)
 {
-	struct ph_flow_key key, next;
-	struct ph_flow flow;
+	char key[WALK_KV_MAX], next[WALK_KV_MAX], val[WALK_KV_MAX];
 	bool first = true;
-	__u64 seen = 0;
 	int r;
 
-	/* Entries come and go while we walk: bound the walk. */
-	while (seen++ < 2ull * max + 16 &&
-	       !bpf_map_get_next_key(fd, first ? NULL : &key, &next)) {
+	for (__u64 steps = 0; steps < (__u64)max + 16; steps++) {
+		if (bpf_map_get_next_key(fd, first ? NULL : key, next))
+			return errno == ENOENT ? 0 : -errno;
 		first = false;
-		key = next;
-		if (bpf_map_lookup_elem(fd, &next, &flow))
-			continue;
-		r = fn(&next, &flow, half_open, ctx);
+		memcpy(key, next, ksz);
+		if (!(steps & 255) && deadline && ph_now_ns() >= deadline) {
+			ws->partial = true;
+			return 0;
+		}
+		if (vsz && bpf_map_lookup_elem(fd, next, val))
+			continue; /* deleted meanwhile */
+		ws->seen++;
+		r = fn(next, vsz ? val : NULL, ctx);
 		if (r)
 			return r;
 	}
+	ws->partial = true; /* churned past the bound */
 	return 0;
+}
+
+int ph_map_walk(int fd, size_t key_size, size_t value_size, __u32 max_entries,
+		__u64 deadline_ns, ph_walk_fn fn, void *ctx,
+		struct ph_walk_stats *ws)
+{
+	static bool no_batch;
+	LIBBPF_OPTS(bpf_map_batch_opts, opts);
+	size_t vsz = value_size ? value_size : 1;
+	__u32 chunk = WALK_CHUNK, count;
+	char in[8], out[8]; /* hash maps: a bucket index (__u32) */
+	bool first = true;
+	char *keys, *vals;
+	int err = 0, r;
+
+	memset(ws, 0, sizeof(*ws));
+	if (fd < 0 || key_size > WALK_KV_MAX || value_size > WALK_KV_MAX)
+		return -EINVAL;
+	if (no_batch)
+		return walk_keys(fd, key_size, value_size, max_entries,
+				 deadline_ns, fn, ctx, ws);
+	keys = malloc(key_size * chunk);
+	vals = malloc(vsz * chunk);
+	if (!keys || !vals) {
+		free(keys);
+		free(vals);
+		return -ENOMEM;
+	}
+	for (;;) {
+		count = chunk;
+		err = bpf_map_lookup_batch(fd, first ? NULL : in, out, keys,
+					   vals, &count, &opts);
+		if (err == -ENOSPC && chunk < 4 * WALK_CHUNK) {
+			/* One bucket holds more than chunk entries. */
+			char *k2 = realloc(keys, key_size * chunk * 2);
+			char *v2 = k2 ? realloc(vals, vsz * chunk * 2) : NULL;
+
+			if (k2)
+				keys = k2;
+			if (!v2) {
+				err = -ENOMEM;
+				break;
+			}
+			vals = v2;
+			chunk *= 2;
+			continue;
+		}
+		if (err && err != -ENOENT) {
+			if (first && (err == -EINVAL || err == -EOPNOTSUPP ||
+				      err == -KERNEL_ENOTSUPP)) {
+				pr_debug("batch lookup unsupported (%s); walking key by key",
+					 strerror(-err));
+				no_batch = true;
+				free(keys);
+				free(vals);
+				return walk_keys(fd, key_size, value_size,
+						 max_entries, deadline_ns, fn,
+						 ctx, ws);
+			}
+			break;
+		}
+		ws->batches++;
+		for (__u32 i = 0; i < count && i < chunk; i++) {
+			ws->seen++;
+			r = fn(keys + i * key_size,
+			       value_size ? vals + i * value_size : NULL, ctx);
+			if (r) {
+				err = r;
+				goto out;
+			}
+		}
+		if (err == -ENOENT) {
+			err = 0;
+			break;
+		}
+		memcpy(in, out, sizeof(in));
+		first = false;
+		if (deadline_ns && ph_now_ns() >= deadline_ns) {
+			ws->partial = true;
+			break;
+		}
+	}
+out:
+	free(keys);
+	free(vals);
+	return err;
+}
+
+static int count_one(const void *key, const void *val, void *ctx)
+{
+	(void)key;
+	(void)val;
+	(*(__u64 *)ctx)++;
+	return 0;
+}
+
+int ph_map_count(int fd, size_t key_size, __u32 max_entries, __u64 *count,
+		 bool *partial)
+{
+	struct ph_walk_stats ws;
+	int err;
+
+	*count = 0;
+	err = ph_map_walk(fd, key_size, 0, max_entries,
+			  ph_now_ns() + PH_WALK_BUDGET_NS, count_one, count,
+			  &ws);
+	/* A table never holds more than its size: more seen means churn. */
+	if (*count > max_entries)
+		*count = max_entries;
+	if (partial)
+		*partial = ws.partial;
+	return err;
+}
+
+struct flow_walk {
+	ph_flow_fn fn;
+	void *ctx;
+	bool half_open;
+	__u64 n, max;
+};
+
+static int flow_one(const void *key, const void *val, void *ctx)
+{
+	struct flow_walk *w = ctx;
+
+	if (w->n >= w->max)
+		return 0; /* more than the table holds: churn */
+	w->n++;
+	return w->fn(key, val, w->half_open, w->ctx);
+}
+
+static int foreach_in(int fd, __u32 max, bool half_open, ph_flow_fn fn,
+		      void *ctx, __u64 deadline, bool *partial)
+{
+	struct flow_walk w = { .fn = fn, .ctx = ctx, .half_open = half_open,
+			       .max = max };
+	struct ph_walk_stats ws;
+	int err;
+
+	_Static_assert(sizeof(struct ph_flow_key) <= WALK_KV_MAX &&
+		       sizeof(struct ph_flow) <= WALK_KV_MAX,
+		       "flow entries larger than the walk takes");
+	err = ph_map_walk(fd, sizeof(struct ph_flow_key), sizeof(struct ph_flow),
+			  max, deadline, flow_one, &w, &ws);
+	if (partial && ws.partial)
+		*partial = true;
+	return err;
 }
 
 int ph_flows_foreach(const struct ph_instance *inst, ph_flow_fn fn, void *ctx)
 {
-	int r = foreach_in(inst->fd[PH_MAP_FLOWS],
-			   inst->max_entries[PH_MAP_FLOWS], false, fn, ctx);
+	return ph_flows_foreach_budget(inst, fn, ctx, 0, NULL);
+}
 
+int ph_flows_foreach_budget(const struct ph_instance *inst, ph_flow_fn fn,
+			    void *ctx, __u64 budget_ns, bool *partial)
+{
+	__u64 deadline = budget_ns ? ph_now_ns() + budget_ns : 0;
+	int r;
+
+	if (partial)
+		*partial = false;
+	r = foreach_in(inst->fd[PH_MAP_FLOWS], inst->max_entries[PH_MAP_FLOWS],
+		       false, fn, ctx, deadline, partial);
 	if (r)
 		return r;
 	return foreach_in(inst->fd[PH_MAP_HALF_OPEN],
-			  inst->max_entries[PH_MAP_HALF_OPEN], true, fn, ctx);
+			  inst->max_entries[PH_MAP_HALF_OPEN], true, fn, ctx,
+			  deadline, partial);
 }
 
 /* The slot whose policy was in force at time t, or -1 if overwritten. */

@@ -48,15 +48,44 @@ int ph_array_read(int fd, __u32 first, void *vals, __u32 n, size_t vsize);
 int ph_ringbuf_fill(const char *pin_dir, const char *name, __u64 *used,
 		    __u32 *size);
 
-/* Number of entries of a hash/LRU map. 0 or -errno. */
-int ph_map_count(int fd, size_t key_size, __u64 *count);
+/*
+ * Every entry of a hash/LRU map, once: BPF_MAP_LOOKUP_BATCH (a bucket at a
+ * time, so eviction and insertion during the walk neither restart nor
+ * lengthen it), or, without batch support, get_next_key bounded to
+ * max_entries + 16 steps. fn gets the key and (value_size > 0) the value;
+ * a non-zero return stops the walk and is returned. deadline_ns (0: none,
+ * CLOCK_MONOTONIC) stops it early. ws: batches, entries seen, whether the
+ * walk was cut short (deadline, or churn past the key walk's bound).
+ * Keys and values at most 128 bytes. 0 or -errno.
+ */
+struct ph_walk_stats {
+	__u64 seen, batches;
+	bool partial;
+};
+typedef int (*ph_walk_fn)(const void *key, const void *val, void *ctx);
+int ph_map_walk(int fd, size_t key_size, size_t value_size, __u32 max_entries,
+		__u64 deadline_ns, ph_walk_fn fn, void *ctx,
+		struct ph_walk_stats *ws);
+
+/* What one count or listing may take (status must answer under a flood). */
+#define PH_WALK_BUDGET_NS (400ull * 1000000ull)
+
+/* Entries of a hash/LRU map, at most max_entries (a table holds no more;
+ * a count above it is churn during the walk). *partial (may be NULL):
+ * the walk ran out of PH_WALK_BUDGET_NS. 0 or -errno. */
+int ph_map_count(int fd, size_t key_size, __u32 max_entries, __u64 *count,
+		 bool *partial);
 
 typedef int (*ph_flow_fn)(const struct ph_flow_key *key,
 			  const struct ph_flow *flow, bool half_open,
 			  void *ctx);
-/* Calls fn for every entry of flows, then of half_open; stops early if fn
- * returns non-zero. 0 or -errno. */
+/* Calls fn for every entry of flows, then of half_open (each table at most
+ * its size, ph_map_walk()); stops early if fn returns non-zero. 0 or
+ * -errno. */
 int ph_flows_foreach(const struct ph_instance *inst, ph_flow_fn fn, void *ctx);
+/* ... within budget_ns for both tables (0: no limit); *partial: cut short. */
+int ph_flows_foreach_budget(const struct ph_instance *inst, ph_flow_fn fn,
+			    void *ctx, __u64 budget_ns, bool *partial);
 
 /* Name of the service that admitted the flow, per the policy that was in
  * force when it was created: "-" (none recorded) or "?" (that policy has

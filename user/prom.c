@@ -182,12 +182,18 @@ int ph_prom_data_read(const struct ph_instance *inst,
 	d->generation = v.st.generation;
 	d->active_slot = (int)v.st.active_slot;
 	d->flows = !ph_map_count(inst->fd[PH_MAP_FLOWS],
-				 sizeof(struct ph_flow_key), &n) ? (long long)n : -1;
+				 sizeof(struct ph_flow_key),
+				 inst->max_entries[PH_MAP_FLOWS], &n, NULL) ?
+			   (long long)n : -1;
 	d->half_open = !ph_map_count(inst->fd[PH_MAP_HALF_OPEN],
-				     sizeof(struct ph_flow_key), &n) ?
+				     sizeof(struct ph_flow_key),
+				     inst->max_entries[PH_MAP_HALF_OPEN], &n,
+				     NULL) ?
 			       (long long)n : -1;
 	d->expect = !ph_map_count(inst->fd[PH_MAP_EXPECT],
-				  sizeof(struct ph_flow_key), &n) ? (long long)n : -1;
+				  sizeof(struct ph_flow_key),
+				  inst->max_entries[PH_MAP_EXPECT], &n, NULL) ?
+			    (long long)n : -1;
 	return 0;
 }
 

@@ -60,6 +60,16 @@ _Static_assert(PH_ROLE_SERVER == (int)PH_FTP_ROLE_SERVER &&
 #define EARLY_USED 32           /* USED reports ahead of their EXPECT_BPF */
 #define EARLY_USED_NS (2ull * PH_TRK_NSEC)
 #define TCP_ACK 0x10            /* ph_event.tcp_flags */
+#define GONE_SCANS 2            /* orphan scans before a session is closed */
+
+_Static_assert(PH_FTPC_CMD_NONE == (int)PH_FTP_CMD_NONE &&
+	       PH_FTPC_CMD_OTHER == (int)PH_FTP_CMD_OTHER &&
+	       PH_FTPC_CMD_PORT == (int)PH_FTP_CMD_PORT &&
+	       PH_FTPC_CMD_EPRT == (int)PH_FTP_CMD_EPRT &&
+	       PH_FTPC_CMD_PASV == (int)PH_FTP_CMD_PASV &&
+	       PH_FTPC_CMD_EPSV == (int)PH_FTP_CMD_EPSV &&
+	       PH_FTPC_CMD_AUTH == (int)PH_FTP_CMD_AUTH,
+	       "ctrl.h and ftp.h disagree on commands");
 
 /* A pinhole the datapath installed, awaiting the tracker's verdict. */
 struct hole {
@@ -71,6 +81,11 @@ struct hole {
 	bool has_seq;
 	bool used;      /* a data connection went through already */
 	bool valid;
+	/* Kept unjudged: its line was never shown to the tracker (a record
+	 * the ring refused, a session adopted at start, a line not seen
+	 * whole). The datapath's parser validated it; it stays until the
+	 * tracker opens the same key, it expires, or the session closes. */
+	bool trusted;
 };
 
 struct sess {
@@ -82,6 +97,16 @@ struct sess {
 	bool closed, dirty, published;
 	bool pending_bpf; /* the pending pinhole is the datapath's entry */
 	bool late_dup;    /* ...reported after we wrote it too: see on_used() */
+	bool adopted;     /* made from ftp_ctrl at start (ph_trk_adopt()) */
+	__u8 gone;        /* orphan scans that found its control flow gone */
+	__u32 adopt_nxt[2]; /* ... the datapath's stream positions then */
+	/* Datapath pinholes are kept unjudged (hole.trusted) until the parser
+	 * has ended this many client lines: a resume failed closed on a line
+	 * it could not see whole, so the pairing around it is unknown. */
+	__u64 blind_until;
+	/* The last pinhole the datapath reported for this session: a SYNC
+	 * naming it again shows nothing new. */
+	struct ph_flow_key bpf_last;
 	__u64 started_ns, last_ns, closed_ns;
 	__u32 opened, used, expired, revoked, refused;
 	struct hole holes[PH_TRK_BPF_SLOTS];
@@ -807,6 +832,26 @@ static bool parsed(const struct sess *s, int side, __u32 end)
 	return st->synced && !before(st->nxt, end);
 }
 
+static bool blind(const struct sess *s)
+{
+	return ph_ftp_stats(&s->ftp)->lf[SIDE_CLIENT] < s->blind_until;
+}
+
+/* A datapath pinhole the tracker cannot judge: kept (hole.trusted). */
+static void hole_trust(struct ph_tracker *t, struct sess *s, struct hole *h,
+		       const char *why)
+{
+	char ph[160];
+
+	h->trusted = true;
+	t->totals.kept++;
+	t->totals_dirty = true;
+	ph_trk_fmt_pinhole(&h->key, h->dir, ph, sizeof(ph));
+	tlog(t, PH_TRK_LOG_INFO,
+	     "ftp: kept %s session %08x: installed by the datapath, %s", ph,
+	     s->id, why);
+}
+
 /* Decide the datapath's unconfirmed pinholes announced by this side once
  * their segment has been parsed. */
 static void decide_holes(struct ph_tracker *t, struct sess *s, int side,
@@ -815,19 +860,35 @@ static void decide_holes(struct ph_tracker *t, struct sess *s, int side,
 	for (int i = 0; i < PH_TRK_BPF_SLOTS; i++) {
 		struct hole *h = &s->holes[i];
 
-		if (!h->valid || h->side != side)
+		if (!h->valid || h->side != side || h->trusted)
 			continue;
 		if (h->has_seq && !parsed(s, side, h->end_seq))
 			continue;
+		if (blind(s)) {
+			hole_trust(t, s, h, "its negotiation was not seen whole");
+			continue;
+		}
 		hole_reject(t, s, h, b->refused);
 	}
 }
 
+/* A record of another connection on this 4-tuple (an older one, whose
+ * records a full ring buffer kept): not this session's. */
+static bool foreign(const struct sess *s, const struct ph_event *ev)
+{
+	return ev->session && s->id != ev->session;
+}
+
+/* The session of a record other than CTRL_OPEN: made here if the control
+ * connection is still live (pickup mode). */
 static struct sess *sess_for(struct ph_tracker *t, const struct ph_event *ev,
 			     const struct ph_flow_key *k, __u64 ts)
 {
 	struct sess *s = find_key(t, k);
 
+	if (!s && t->ops->ctrl_live &&
+	    !t->ops->ctrl_live(t->ctx, k, ev->session))
+		return NULL;
 	if (!s)
 		s = sess_create(t, ev, k, ts);
 	if (s)
@@ -885,8 +946,8 @@ static void on_data(struct ph_tracker *t, const struct ph_event *ev,
 	struct sess *s = find_key(t, k);
 	int n;
 
-	if (s && s->closed)
-		return; /* a retransmission after the close */
+	if (s && (s->closed || foreign(s, ev)))
+		return; /* a retransmission after the close; another connection */
 	if (!len) {
 		/* A pure ACK of the local stack, reported because the peer's
 		 * stream has bytes the datapath never showed. */
@@ -898,7 +959,7 @@ static void on_data(struct ph_tracker *t, const struct ph_event *ev,
 		s = sess_for(t, ev, k, ts);
 	else
 		touch(t, s, ts);
-	if (!s || !len)
+	if (!s)
 		return;
 	if (cap > PH_CTRL_CAP)
 		cap = PH_CTRL_CAP;
@@ -920,13 +981,141 @@ static void on_data(struct ph_tracker *t, const struct ph_event *ev,
 	on_ack(s, ev);
 }
 
-static void on_close(struct ph_tracker *t, const struct ph_flow_key *k,
-		     __u64 ts)
+static void on_close(struct ph_tracker *t, const struct ph_event *ev,
+		     const struct ph_flow_key *k, __u64 ts)
 {
 	struct sess *s = find_key(t, k);
 
-	if (s && !s->closed)
+	if (s && !s->closed && !foreign(s, ev))
 		sess_close(t, s, ts, "control closed");
+}
+
+/* ph_ctrl_sync's parser state as ftp.h's ph_ftp_resume. */
+static void sync_to_resume(const struct ph_ctrl_sync *d, bool lost,
+			   struct ph_ftp_resume *r)
+{
+	const struct ph_ftp_parse *ps = &d->ps;
+
+	memset(r, 0, sizeof(*r));
+	for (int i = 0; i < 2; i++) {
+		r->nxt[i] = ps->st[i].nxt;
+		r->line_len[i] = ps->st[i].line_len;
+		for (int b = 0; b < 8; b++)
+			r->head[i][b] = (__u8)(ps->st[i].head >> (8 * b));
+		r->burst[i] = ps->st[i].burst;
+	}
+	r->skip[SIDE_SERVER] = !!(ps->flags & PH_FTPC_SKIP_SERVER);
+	r->skip[SIDE_CLIENT] = !!(ps->flags & PH_FTPC_SKIP_CLIENT);
+	r->last_cmd = ps->last_cmd <= PH_FTPC_CMD_AUTH ?
+			      (enum ph_ftp_cmd)ps->last_cmd : PH_FTP_CMD_OTHER;
+	r->awaiting = ps->awaiting;
+	r->epsv_bad_family = ps->epsv_bad_family;
+	r->last_cmd_opened = ps->last_cmd_opened;
+	r->in_multiline = ps->in_multiline;
+	r->ml_code = ps->ml_code;
+	r->encrypted = !!(ps->flags & PH_FTPC_ENCRYPTED);
+	r->lost = lost;
+	r->has_keep = !!(ps->flags & PH_FTPC_PINHOLE);
+	if (r->has_keep)
+		key_norm(&r->keep, &ps->pinhole);
+}
+
+static void forget_trusted(struct sess *s)
+{
+	for (int i = 0; i < PH_TRK_BPF_SLOTS; i++)
+		if (s->holes[i].trusted)
+			s->holes[i].valid = false;
+}
+
+/* The datapath's own pinhole of session s, shown by a SYNC or ftp_ctrl:
+ * known already, or kept unjudged (its line was never shown to us). */
+static void adopt_hole(struct ph_tracker *t, struct sess *s,
+		       const struct ph_flow_key *k, __u64 ts, const char *why)
+{
+	struct ph_ftp_action p;
+	struct hole *h;
+	__u8 dir = k->lport && !k->rport ? PH_DIR_IN : PH_DIR_OUT;
+
+	if (ph_ftp_pending(&s->ftp, &p) && key_eq(&p.key, k)) {
+		s->pending_bpf = true; /* the entry is the datapath's */
+		return;
+	}
+	if (hole_find(s, k) || key_eq(&s->bpf_last, k))
+		return; /* reported already (and maybe used) */
+	/* The datapath holds one pinhole per session: older kept ones are
+	 * gone (replaced, used or expired there). */
+	forget_trusted(s);
+	s->bpf_last = *k;
+	h = NULL;
+	for (int i = 0; !h && i < PH_TRK_BPF_SLOTS; i++)
+		if (!s->holes[i].valid)
+			h = &s->holes[i];
+	if (!h) {
+		h = &s->holes[0]; /* its deadline is the nearest: forget it */
+		h->valid = false;
+	}
+	memset(h, 0, sizeof(*h));
+	h->key = *k;
+	h->deadline_ns = ts + s->ftp.cfg.ttl_ns;
+	h->dir = dir;
+	h->side = (s->role == PH_ROLE_SERVER) == (dir == PH_DIR_IN) ?
+			  SIDE_SERVER : SIDE_CLIENT;
+	h->valid = true;
+	hole_trust(t, s, h, why);
+}
+
+/* Apply a SYNC's (or ftp_ctrl's) parser state to session s. */
+static void resume(struct ph_tracker *t, struct sess *s,
+		   const struct ph_ctrl_sync *d, bool lost, __u64 ts,
+		   const char *why)
+{
+	struct ph_ftp_action acts[PH_FTP_RESUME_MAX_ACTIONS];
+	struct batch b = { .refused = PH_FTP_REFUSE_NONE,
+			   .revoke_why = lost ? "records lost" : NULL };
+	const struct ph_ftp_stats *st = ph_ftp_stats(&s->ftp);
+	__u64 skipped = st->resumed_bytes;
+	struct ph_ftp_resume r;
+	int n = 0, ret;
+
+	sync_to_resume(d, lost, &r);
+	ret = ph_ftp_resume(&s->ftp, &r, ts, acts, PH_FTP_RESUME_MAX_ACTIONS,
+			    &n);
+	if (ret <= 0)
+		return;
+	if (n > 0)
+		apply(t, s, acts, n, ts, &b);
+	t->totals.quiet_bytes += st->resumed_bytes - skipped;
+	t->totals_dirty = true;
+	s->dirty = true;
+	if (ret & PH_FTP_RESUME_BLIND)
+		s->blind_until = st->lf[SIDE_CLIENT] + 2;
+	/* Without losses every datapath pinhole came with its EXPECT_BPF. */
+	if (lost && r.has_keep && !ph_ftp_encrypted(&s->ftp))
+		adopt_hole(t, s, &r.keep, ts, why);
+}
+
+/* Where the datapath's parser stands: quiet or lost records before it. */
+static void on_sync(struct ph_tracker *t, const struct ph_event *ev,
+		    const struct ph_flow_key *k, const __u8 *data,
+		    size_t avail, __u64 ts)
+{
+	struct ph_ctrl_sync d;
+	struct sess *s = find_key(t, k);
+
+	if (ev->caplen < sizeof(d) || avail < sizeof(d))
+		return;
+	memcpy(&d, data, sizeof(d));
+	if (s && (s->closed || foreign(s, ev)))
+		return;
+	if (!s)
+		s = sess_for(t, ev, k, ts);
+	else
+		touch(t, s, ts);
+	if (!s)
+		return;
+	t->totals.syncs++;
+	resume(t, s, &d, d.flags & PH_SYNC_LOST, ts,
+	       "its record was lost (ring buffer full)");
 }
 
 static void early_used_log(struct ph_tracker *t, struct early_used *e)
@@ -1004,6 +1193,8 @@ static void on_expect_bpf(struct ph_tracker *t, const struct ph_event *ev,
 	key_norm(&k, &ev->expect);
 	dir = k.lport && !k.rport ? PH_DIR_IN : PH_DIR_OUT;
 	ph_trk_fmt_pinhole(&k, dir, ph, sizeof(ph));
+	if (s && foreign(s, ev))
+		return; /* an older connection's: gone with it */
 	if (s && s->closed) {
 		tlog(t, PH_TRK_LOG_WARN,
 		     "ftp: DATAPATH BUG: the datapath installed %s for session %08x, whose control connection is closed; deleted",
@@ -1017,6 +1208,11 @@ static void on_expect_bpf(struct ph_tracker *t, const struct ph_event *ev,
 	/* Passive mode: the server announced it; active: the client. */
 	side = (s->role == PH_ROLE_SERVER) == (dir == PH_DIR_IN) ? SIDE_SERVER
 								 : SIDE_CLIENT;
+	/* Reported before the adoption took ftp_ctrl's state, which shows
+	 * the datapath's pinhole if it still holds one. */
+	if (s->adopted && ev->len &&
+	    !before(s->adopt_nxt[side], ev->seq + ev->len))
+		return;
 	if (ev->len && parsed(s, side, ev->seq + ev->len)) {
 		/* Reported after the tracker parsed its segment. */
 		if (ph_ftp_pending(&s->ftp, &p) && key_eq(&p.key, &k)) {
@@ -1030,6 +1226,9 @@ static void on_expect_bpf(struct ph_tracker *t, const struct ph_event *ev,
 		return;
 	}
 	h = hole_find(s, &k);
+	if (!h)
+		forget_trusted(s); /* replaced by this one in the datapath */
+	s->bpf_last = k;
 	for (int i = 0; !h && i < PH_TRK_BPF_SLOTS; i++)
 		if (!s->holes[i].valid)
 			h = &s->holes[i];
@@ -1145,7 +1344,11 @@ int ph_trk_event(struct ph_tracker *t, const void *rec, size_t size,
 			ts);
 		break;
 	case PH_EV_CTRL_CLOSE:
-		on_close(t, &k, ts);
+		on_close(t, &ev, &k, ts);
+		break;
+	case PH_EV_CTRL_SYNC:
+		on_sync(t, &ev, &k, (const __u8 *)rec + EV_HDR, size - EV_HDR,
+			ts);
 		break;
 	case PH_EV_EXPECT_USED:
 		on_used(t, &ev, ts);
@@ -1187,6 +1390,20 @@ static void expire(struct ph_tracker *t, struct sess *s, __u64 now)
 		if (!h->valid || !deadline_passed(h->deadline_ns, now))
 			continue;
 		ph_trk_fmt_pinhole(&h->key, h->dir, ph, sizeof(ph));
+		if (h->trusted) {
+			/* By now past the datapath's own deadline too. */
+			tlog(t, PH_TRK_LOG_INFO,
+			     "ftp: expired %s session %08x (installed by the datapath)",
+			     ph, s->id);
+			if (!h->used) {
+				s->expired++;
+				t->totals.expired++;
+				t->totals_dirty = true;
+				s->dirty = true;
+			}
+			hole_remove(t, s, h);
+			continue;
+		}
 		tlog(t, PH_TRK_LOG_WARN,
 		     "ftp: expired %s session %08x: installed by the datapath, never confirmed by the tracker",
 		     ph, s->id);
@@ -1282,6 +1499,26 @@ static void orphan_scan(struct ph_tracker *t, __u64 now)
 	}
 }
 
+/* Open sessions whose control flow is gone without a CTRL_CLOSE (lost
+ * to a full ring buffer, or an eviction): closed at the second scan that
+ * finds them gone. O(sessions) lookups every PH_TRK_ORPHAN_SCAN_NS. */
+static void gone_scan(struct ph_tracker *t, __u64 now)
+{
+	struct sess *s, *nx;
+
+	if (!t->ops->ctrl_live)
+		return;
+	for (s = t->open.head; s; s = nx) {
+		nx = s->next;
+		if (t->ops->ctrl_live(t->ctx, &s->key, s->id)) {
+			s->gone = 0;
+			continue;
+		}
+		if (++s->gone >= GONE_SCANS)
+			sess_close(t, s, now, "control connection gone");
+	}
+}
+
 void ph_trk_sweep(struct ph_tracker *t, __u64 now)
 {
 	struct sess *s, *nx;
@@ -1299,8 +1536,10 @@ void ph_trk_sweep(struct ph_tracker *t, __u64 now)
 			sess_drop(t, s);
 	}
 	early_used_expire(t, now);
-	if (t->ops->expect_next && now >= t->next_orphan_scan) {
-		orphan_scan(t, now);
+	if (now >= t->next_orphan_scan) {
+		if (t->ops->expect_next)
+			orphan_scan(t, now);
+		gone_scan(t, now);
 		t->next_orphan_scan = now + PH_TRK_ORPHAN_SCAN_NS;
 	}
 	publish(t);
@@ -1313,6 +1552,41 @@ void ph_trk_sweep(struct ph_tracker *t, __u64 now)
 		t->log_suppressed = 0;
 		t->ops->log(t->ctx, PH_TRK_LOG_WARN, line);
 	}
+}
+
+int ph_trk_adopt(struct ph_tracker *t, const struct ph_flow_key *key,
+		 const struct ph_ftp_ctrl *c, __u64 now)
+{
+	struct ph_ctrl_sync d = { .ps = c->ps };
+	struct ph_event ev;
+	struct ph_flow_key k;
+	struct sess *s;
+
+	key_norm(&k, key);
+	if (find_key(t, &k))
+		return -EEXIST;
+	t->now = now;
+	memset(&ev, 0, sizeof(ev));
+	ev.key = k;
+	ev.session = c->session;
+	ev.host_role = c->role;
+	ev.encrypted = !!(c->ps.flags & PH_FTPC_ENCRYPTED);
+	s = sess_create(t, &ev, &k, now);
+	if (!s)
+		return -ENOMEM;
+	s->started_ns = c->created_ns && c->created_ns <= now ? c->created_ns
+							       : now;
+	s->adopted = true;
+	t->totals.adopted++;
+	t->totals_dirty = true;
+	if (c->desync || ev.encrypted)
+		return 0; /* its streams start with its next record (pickup) */
+	s->adopt_nxt[0] = c->ps.st[0].nxt;
+	s->adopt_nxt[1] = c->ps.st[1].nxt;
+	/* What happened before is unknown: as after lost records. */
+	resume(t, s, &d, true, now,
+	       "adopted with its session (the tracker was not running)");
+	return 0;
 }
 
 void ph_trk_unpublish(struct ph_tracker *t)
@@ -1443,7 +1717,8 @@ void ph_trk_pins_close(struct ph_trk_pins *p)
 {
 	int *fds[] = { &p->events, &p->expect, &p->sessions, &p->totals,
 		       &p->state, &p->slot_meta, &p->flows, &p->ftps_peers,
-		       &p->syn_watch, &p->ports, &p->rules, &p->ftp_nat };
+		       &p->syn_watch, &p->ports, &p->rules, &p->ftp_nat,
+		       &p->ftp_ctrl };
 
 	for (size_t i = 0; i < ARRAY_SIZE(fds); i++) {
 		if (*fds[i] >= 0)
@@ -1457,10 +1732,12 @@ int ph_trk_pins_open(struct ph_trk_pins *p, const char *pin_dir)
 	static const char *const names[] = { "events", "expect", "ftp_sessions",
 					     "ftp_totals", "state", "slot_meta",
 					     "flows", "ftps_peers", "syn_watch",
-					     "ports", "rules", "ftp_nat" };
+					     "ports", "rules", "ftp_nat",
+					     "ftp_ctrl" };
 	int *fds[] = { &p->events, &p->expect, &p->sessions, &p->totals,
 		       &p->state, &p->slot_meta, &p->flows, &p->ftps_peers,
-		       &p->syn_watch, &p->ports, &p->rules, &p->ftp_nat };
+		       &p->syn_watch, &p->ports, &p->rules, &p->ftp_nat,
+		       &p->ftp_ctrl };
 
 	for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
 		*fds[i] = -1;
@@ -1668,7 +1945,21 @@ static int rt_nat_get(void *ctx, const struct ph_flow_key *k, bool server,
 	return n;
 }
 
+/* A control connection is live while its flow is established and still
+ * carries the datapath's session id (a reused 4-tuple gets a new one). */
+static bool rt_ctrl_live(void *ctx, const struct ph_flow_key *k,
+			 __u32 session)
+{
+	struct ph_trk_runner *r = ctx;
+	struct ph_flow f;
+
+	if (bpf_map_lookup_elem(r->pins.flows, k, &f))
+		return errno != ENOENT; /* unreadable: assume it lives */
+	return f.state == PH_FS_ESTABLISHED && (!session || f.session == session);
+}
+
 static const struct ph_trk_ops rt_ops = {
+	.ctrl_live = rt_ctrl_live,
 	.nat_get = rt_nat_get,
 	.expect_put = rt_expect_put,
 	.expect_del = rt_expect_del,
@@ -1787,6 +2078,36 @@ static int on_record(void *ctx, void *data, size_t size)
 	return 0;
 }
 
+/*
+ * The live control connections the datapath tracks (ftp_ctrl), each read
+ * under its lock: a tracker starting next to a running datapath takes
+ * them over instead of waiting for their next record. Bounded by the
+ * table's size.
+ */
+static void adopt_sessions(struct ph_trk_runner *r, __u64 now)
+{
+	struct ph_flow_key k, next;
+	struct ph_ftp_ctrl c;
+	__u32 n = 0, seen = 0;
+	bool first = true;
+
+	while (seen++ < 2 * PH_FTP_CTRL_MAX &&
+	       !bpf_map_get_next_key(r->pins.ftp_ctrl, first ? NULL : &k,
+				     &next)) {
+		first = false;
+		k = next;
+		if (bpf_map_lookup_elem_flags(r->pins.ftp_ctrl, &next, &c,
+					      BPF_F_LOCK) ||
+		    !rt_ctrl_live(r, &next, c.session))
+			continue;
+		if (!ph_trk_adopt(r->t, &next, &c, now))
+			n++;
+	}
+	if (n)
+		pr_info("ftp: %u live control connection%s taken over from the datapath",
+			n, n == 1 ? "" : "s");
+}
+
 /* Entries a previous tracker published describe state that died with it. */
 static void clear_sessions(int fd)
 {
@@ -1864,6 +2185,8 @@ int ph_trk_runner_open(struct ph_trk_runner **out, const char *pin_dir,
 	r->ftps_maps.log = rt_log;
 	r->ftps_maps.log_ctx = r;
 	r->ftps = ph_ftps_rec_new(&ph_ftps_map_ops, &r->ftps_maps);
+	if (r->t)
+		adopt_sessions(r, ph_now_coarse_ns());
 	r->rb = r->t && r->ftps ?
 			ring_buffer__new(r->pins.events, on_record, r, NULL) :
 			NULL;

@@ -31,6 +31,7 @@
 /* No event at all for this long: the CLOSE was lost; close it ourselves. */
 #define PH_TRK_IDLE_NS ((PH_TCP_EST_TIMEOUT_S + 60ull) * PH_TRK_NSEC)
 #define PH_TRK_ORPHAN_SCAN_NS (10ull * PH_TRK_NSEC) /* full `expect` scan */
+/* ... and every open session's control flow (ops->ctrl_live). */
 #define PH_TRK_BPF_SLOTS 4      /* datapath pinholes awaiting confirmation */
 #define PH_TRK_LOG_RATE 50      /* log lines per second, sustained */
 #define PH_TRK_LOG_BURST 200
@@ -64,6 +65,13 @@ struct ph_trk_ops {
 		       __u8 (*out)[16], int max);
 	/* One line without a trailing newline, e.g. "ftp: open tcp ...". */
 	void (*log)(void *ctx, int level, const char *line);
+	/* Is control connection @k with datapath session id @session still
+	 * live (its flow established)? May be NULL (always yes). Asked before
+	 * a session is made from a record other than CTRL_OPEN (records a
+	 * full ring buffer kept longer than their connection lived), and of
+	 * every open session at the orphan scan (a lost CTRL_CLOSE). */
+	bool (*ctrl_live)(void *ctx, const struct ph_flow_key *k,
+			  __u32 session);
 };
 
 struct ph_trk_config {
@@ -94,6 +102,16 @@ void ph_trk_free(struct ph_tracker *t);
  */
 int ph_trk_event(struct ph_tracker *t, const void *rec, size_t size,
 		 __u64 now);
+
+/*
+ * A live control connection found in ftp_ctrl (a tracker starting next to
+ * a running datapath): the session is made from the datapath's state,
+ * its streams at the datapath's position, its pinhole kept (docs/
+ * tracker.md, "Restarts and failures"). Returns 0, -EEXIST (known
+ * already), or -errno.
+ */
+int ph_trk_adopt(struct ph_tracker *t, const struct ph_flow_key *k,
+		 const struct ph_ftp_ctrl *c, __u64 now);
 
 /* Expire pinholes, close idle sessions, drop lingering closed ones,
  * publish ftp_sessions / ftp_totals. Call every PH_TRK_SWEEP_NS. */
@@ -136,7 +154,7 @@ void ph_trk_fmt_endpoint(const __u8 addr[16], __be16 port, char *buf,
 /* The pins the tracker and `pinhole sessions` use; -1 when missing. */
 struct ph_trk_pins {
 	int events, expect, sessions, totals, state, slot_meta, flows,
-		ftps_peers, syn_watch, ports, rules, ftp_nat;
+		ftps_peers, syn_watch, ports, rules, ftp_nat, ftp_ctrl;
 };
 
 /* Opens every pin above. Returns 0, -ENOENT (one is missing: no

@@ -44,10 +44,10 @@ static const struct {
 	{ "expect", MIG_PREFIX },
 	{ "syn_watch", MIG_COPY }, /* before a SYN looks into expect */
 	{ "frags", MIG_COPY },
-	{ "ftp_ctrl", MIG_COPY },
+	{ "ftp_ctrl", MIG_PREFIX },
 	{ "ftps_peers", MIG_COPY },
-	{ "ftp_totals", MIG_COPY },
-	{ "ftp_dp_stats", MIG_COPY },
+	{ "ftp_totals", MIG_PREFIX },
+	{ "ftp_dp_stats", MIG_PREFIX },
 };
 
 static bool is_percpu(__u32 type)

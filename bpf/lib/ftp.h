@@ -139,6 +139,14 @@ struct ph_ftp_scratch {
 	__u32 cp_pos;            /* ... where the word loop stopped */
 	__u8 ftps_new;           /* ph_ftp_open() counted the session */
 	__u32 ack;               /* the segment's ACK number (egress: sent) */
+	/* Reporting (docs/datapath.md, "What reaches the ring"): the parser
+	 * state at the current record's start, what the record holds, and
+	 * the session's SYNC state (ph_ftp_ctrl.sync, sync_ns) while claimed. */
+	struct ph_ftp_parse snap;
+	__u8 loud;               /* a line that can open or close something */
+	__u8 unrep;              /* the record must not be reported alone */
+	__u8 sync;               /* PH_FTPC_SYNC_* */
+	__u64 sync_ns;
 	/* Checksum verification (ph_ftp_csum_judge()): the headers copied,
 	 * the pseudo header built, the sum of the payload so far. */
 	__u8 cs_ip[64] __attribute__((aligned(8)));
@@ -936,6 +944,7 @@ static __always_inline __u8 ph_hb(__u64 head, __u32 i)
  * installed earlier. */
 static __always_inline void ph_ftp_revoke(struct ph_ftp_scratch *sc)
 {
+	sc->loud = 1;
 	sc->cand_ok = 0;
 	if (sc->ps.flags & PH_FTPC_PINHOLE) {
 		sc->ps.flags &= ~PH_FTPC_PINHOLE;
@@ -1011,8 +1020,10 @@ static __always_inline int ph_ftp_client_line(struct ph_ftp_scratch *sc,
 	__u32 verb = (__u32)head | 0x20202020, e;
 	__u8 cmd = PH_FTPC_CMD_OTHER, a, kind;
 
-	if (s->awaiting && s->last_cmd == PH_FTPC_CMD_AUTH)
+	if (s->awaiting && s->last_cmd == PH_FTPC_CMD_AUTH) {
+		sc->loud = 1; /* reported as it is: the tracker is deaf too */
 		return PH_LINE_GO; /* deaf until AUTH is answered */
+	}
 	s->awaiting = 1;
 	s->last_cmd_opened = 0;
 	s->epsv_bad_family = 0;
@@ -1060,6 +1071,10 @@ static __always_inline int ph_ftp_client_line(struct ph_ftp_scratch *sc,
 			cmd = PH_FTPC_CMD_OTHER; /* EPSV ALL, or garbage */
 	}
 	s->last_cmd = cmd;
+	/* Any other command only makes it the one awaiting a reply, which
+	 * a SYNC tells the tracker (struct ph_ctrl_sync). */
+	if (cmd != PH_FTPC_CMD_OTHER)
+		sc->loud = 1;
 	return PH_LINE_GO;
 }
 
@@ -1070,6 +1085,12 @@ static __always_inline int ph_ftp_final(struct ph_ftp_scratch *sc, __u32 code,
 	struct ph_ftp_parse *s = &sc->ps;
 	__u8 was = s->awaiting, cmd = s->last_cmd, kind = 0;
 
+	/* 227, 229 and 234 can open or close something; so can a 4xx/5xx
+	 * answering the PORT/EPRT that opened the pending pinhole. */
+	if (code == 227 || code == 229 || code == 234 ||
+	    (was && (cmd == PH_FTPC_CMD_PORT || cmd == PH_FTPC_CMD_EPRT) &&
+	     code >= 400 && s->last_cmd_opened))
+		sc->loud = 1;
 	if (code == 234) {
 		/* AUTH accepted: from here on the channel may be TLS. */
 		ph_ftp_revoke(sc);
@@ -1171,6 +1192,7 @@ __attribute__((noinline)) int ph_ftp_line(__u32 dir, __u32 end)
 		sc->scan_n = 0; /* ends the scan of this record */
 	if (!sc->want)
 		return r;
+	sc->loud = 1; /* a data-port line: reported */
 	/* One place for the argument parsers: they are the bulk of what
 	 * the verifier walks here. */
 	if (sc->want_kind)
@@ -1291,7 +1313,73 @@ static __always_inline void ph_ftp_scan(struct ph_ftp_scratch *sc, __u32 dir)
 	st->nxt = *(volatile __u32 *)&sc->ev.seq + sc->ev.caplen;
 }
 
-/* Installs the pinhole decided by this record and reports it. */
+/*
+ * A SYNC record (ctrl.h, struct ph_ctrl_sync) for the session in sc->ev:
+ * the parser state at the current record's start (sc->snap), or after it
+ * (@heartbeat: sc->ps). Clears the session's due SYNC. Returns 0, or -1
+ * if the ring buffer is full (the SYNC stays due).
+ */
+static __always_inline int ph_ftp_sync_emit(struct ph_ftp_scratch *sc,
+					    int heartbeat)
+{
+	struct ph_ctrl_sync *d;
+	struct ph_event *ev;
+	__u64 now;
+
+	ev = bpf_ringbuf_reserve(&events, PH_EV_HDR_LEN + sizeof(*d), 0);
+	if (!ev) {
+		PH_FTP_STAT(events_lost);
+		return -1;
+	}
+	now = ph_now();
+	ev->ts_ns = now;
+	__builtin_memcpy(&ev->key, &sc->ev.key, sizeof(ev->key));
+	__builtin_memset(&ev->expect, 0, sizeof(ev->expect));
+	ev->seq = 0;
+	ev->session = sc->ev.session;
+	ev->len = 0;
+	ev->caplen = sizeof(*d);
+	ev->type = PH_EV_CTRL_SYNC;
+	ev->dir = sc->ev.dir;
+	ev->from_client = 0;
+	ev->tcp_flags = 0;
+	ev->host_role = sc->ev.host_role;
+	ev->encrypted = 0;
+	__builtin_memset(ev->pad, 0, sizeof(ev->pad));
+	ev->ack = 0;
+	d = (struct ph_ctrl_sync *)ev->data;
+	if (heartbeat)
+		__builtin_memcpy(&d->ps, &sc->ps, sizeof(d->ps));
+	else
+		__builtin_memcpy(&d->ps, &sc->snap, sizeof(d->ps));
+	d->flags = (sc->sync & PH_FTPC_SYNC_LOST ? PH_SYNC_LOST : 0) |
+		   (heartbeat ? PH_SYNC_HEARTBEAT : 0);
+	__builtin_memset(d->pad, 0, sizeof(d->pad));
+	bpf_ringbuf_submit(ev, 0);
+	PH_FTP_STAT(events);
+	PH_FTP_STAT(syncs);
+	sc->sync = 0;
+	sc->sync_ns = now;
+	return 0;
+}
+
+/* Before any record of a claimed session: the SYNC it may be due, so that
+ * the tracker's streams reach the record's start. Returns 0, or -1 (ring
+ * full: the record must not be reported either). */
+static __always_inline int ph_ftp_sync_flush(struct ph_ftp_scratch *sc)
+{
+	if (!sc->claimed || !(sc->sync & PH_FTPC_SYNC_DUE))
+		return 0;
+	return ph_ftp_sync_emit(sc, 0);
+}
+
+/*
+ * Installs the pinhole decided by this record and reports it. A pinhole
+ * the parser validated stays, reported or not: without its EXPECT_BPF the
+ * record is not reported either (the tracker would open the same key and
+ * could re-arm a used single-use entry), and the tracker learns of it from
+ * the next SYNC (ps.pinhole).
+ */
 static __always_inline void ph_ftp_install(struct ph_ftp_scratch *sc)
 {
 	struct ph_expect e = {
@@ -1309,6 +1397,15 @@ static __always_inline void ph_ftp_install(struct ph_ftp_scratch *sc)
 					   PH_SYN_WATCH_GRACE_S * PH_NSEC_PER_SEC);
 	if (bpf_map_update_elem(&expect, &sc->cand, &e, BPF_ANY))
 		return; /* expect is full: the tracker will try */
+	PH_FTP_STAT(pinholes);
+	ph_mon_pinhole(&sc->cand, e.dir, e.session, e.deadline_ns);
+	__builtin_memcpy(&sc->ps.pinhole, &sc->cand, sizeof(sc->cand));
+	sc->ps.flags |= PH_FTPC_PINHOLE;
+	if (ph_ftp_sync_flush(sc)) {
+		PH_FTP_STAT(unreported);
+		sc->unrep = 1;
+		return;
+	}
 	sc->ev.type = PH_EV_EXPECT_BPF;
 	sc->ev.caplen = 0;
 	__builtin_memcpy(&sc->ev.expect, &sc->cand, sizeof(sc->cand));
@@ -1317,18 +1414,12 @@ static __always_inline void ph_ftp_install(struct ph_ftp_scratch *sc)
 	sc->ev.caplen = cap;
 	__builtin_memset(&sc->ev.expect, 0, sizeof(sc->ev.expect));
 	if (err) {
-		/* Unreported, it could be re-armed by the tracker after
-		 * use: take it back, and stop racing the tracker. */
 		PH_FTP_STAT(events_lost);
-		ph_ftp_unhole(&sc->cand, sc->ev.session);
-		sc->desync = 1;
+		PH_FTP_STAT(unreported);
+		sc->unrep = 1;
 		return;
 	}
 	PH_FTP_STAT(events);
-	PH_FTP_STAT(pinholes);
-	ph_mon_pinhole(&sc->cand, e.dir, e.session, e.deadline_ns);
-	__builtin_memcpy(&sc->ps.pinhole, &sc->cand, sizeof(sc->cand));
-	sc->ps.flags |= PH_FTPC_PINHOLE;
 }
 
 /* Parses the record in sc->ev if this CPU holds the session. Global:
@@ -1388,6 +1479,10 @@ __attribute__((noinline)) int ph_ftp_record(__u32 dir, __u32 i, __u32 got)
 	if (got > n || sc->in.unverified)
 		got = 0; /* unverified bytes are reported lost, never shown */
 	sc->last = off + n >= total || i == PH_CTRL_CHUNKS - 1 || got < n;
+	/* The state a SYNC sent before this record describes. */
+	__builtin_memcpy(&sc->snap, &sc->ps, sizeof(sc->snap));
+	sc->loud = 0;
+	sc->unrep = 0;
 	sc->ev.seq = sc->seq0 + off;
 	sc->ev.caplen = got;
 	/* A record stands for got bytes, except the last, which also stands
@@ -1402,12 +1497,33 @@ __attribute__((noinline)) int ph_ftp_record(__u32 dir, __u32 i, __u32 got)
 	return 0;
 }
 
-/* Reports the record. Returns non-zero if no record follows. Global:
- * verified once. */
+/*
+ * Is the record just parsed quiet: parsed here whole, in order, its
+ * lines none that opens or closes anything, and the line it leaves in
+ * progress at most 8 bytes (a SYNC carries it whole)? Such a record is not
+ * reported; the next SYNC stands for it.
+ */
+static __always_inline int ph_ftp_quiet(struct ph_ftp_scratch *sc)
+{
+	struct ph_ftp_stream_bpf *st = &sc->ps.st[sc->ev.from_client & 1];
+
+	return sc->parse && !sc->loud && !sc->cand_ok && !sc->revoke &&
+	       !sc->unrep && sc->ev.caplen == sc->ev.len &&
+	       !(sc->ev.tcp_flags & (PH_TCP_FIN | PH_TCP_RST)) &&
+	       st->line_len <= 8 && !(sc->ps.flags & PH_FTPC_ENCRYPTED);
+}
+
+/*
+ * Reports the record, unless it is quiet. A full ring buffer costs the
+ * report, never the parse: the session's SYNC becomes due (lost), and the
+ * tracker resumes where the SYNC says. Returns non-zero if no record
+ * follows. Global: verified once.
+ */
 __attribute__((noinline)) int ph_ftp_report(__u32 dir)
 {
 	__u32 idx = dir & 1, n;
 	struct ph_ftp_scratch *sc = bpf_map_lookup_elem(&ftp_scratch, &idx);
+	__u64 now;
 
 	if (!sc)
 		return 1;
@@ -1416,14 +1532,25 @@ __attribute__((noinline)) int ph_ftp_report(__u32 dir)
 	n = sc->ev.caplen;
 	if (n > PH_CTRL_CAP)
 		return 1;
-	if (bpf_ringbuf_output(&events, &sc->ev, PH_EV_HDR_LEN + n, 0)) {
+	now = ph_now();
+	if (ph_ftp_quiet(sc)) {
+		PH_FTP_STAT(quiet);
+		sc->sync |= PH_FTPC_SYNC_DUE;
+		/* A quiet session still shows it is alive. */
+		if (now - sc->sync_ns >=
+		    PH_FTP_SYNC_PERIOD_S * PH_NSEC_PER_SEC)
+			ph_ftp_sync_emit(sc, 1);
+	} else if (sc->unrep || ph_ftp_sync_flush(sc)) {
+		if (!sc->unrep)
+			PH_FTP_STAT(events_lost); /* counted as this record */
+		sc->sync |= PH_FTPC_SYNC_DUE | PH_FTPC_SYNC_LOST;
+	} else if (bpf_ringbuf_output(&events, &sc->ev, PH_EV_HDR_LEN + n, 0)) {
 		PH_FTP_STAT(events_lost);
-		/* The tracker misses these bytes: it may see the stream
-		 * differently from here on. */
-		sc->desync = 1;
-		sc->parse = 0;
+		if (sc->claimed)
+			sc->sync |= PH_FTPC_SYNC_DUE | PH_FTPC_SYNC_LOST;
 	} else {
 		PH_FTP_STAT(events);
+		sc->sync_ns = now;
 	}
 	return sc->last || (sc->ps.flags & PH_FTPC_ENCRYPTED);
 }
@@ -1496,6 +1623,7 @@ static __always_inline void ph_ftp_open(struct ph_ftp_scratch *sc, int dir)
 	v->family = ph_key_is_v4(&sc->in.key) ? 4 : 6;
 	v->session = sc->in.fi.session;
 	v->created_ns = ph_now();
+	v->sync_ns = v->created_ns;
 	v->ps.st[PH_SIDE_CLIENT].nxt = sc->od.client_nxt;
 	v->ps.st[PH_SIDE_SERVER].nxt = sc->od.server_nxt;
 	if (sc->in.fi.flags & PH_FF_FTPS_CTRL) {
@@ -1747,6 +1875,7 @@ static __always_inline int ph_ftp_seg_begin(struct ph_ftp_scratch *sc, int dir,
 
 	enc = !!(sc->in.fi.flags & PH_FF_FTPS_CTRL);
 	sc->family = ph_key_is_v4(&sc->in.key) ? 4 : 6;
+	sc->sync = 0;
 	if (c) {
 		role = c->role;
 		session = c->session;
@@ -1761,6 +1890,8 @@ static __always_inline int ph_ftp_seg_begin(struct ph_ftp_scratch *sc, int dir,
 			} else {
 				c->busy = 1;
 				sc->ps = c->ps;
+				sc->sync = c->sync;
+				sc->sync_ns = c->sync_ns;
 				claimed = 1;
 			}
 		}
@@ -1912,6 +2043,8 @@ __attribute__((noinline)) int ph_ftp_finish(__u32 dir)
 		if (c && c->session == sc->ev.session) {
 			bpf_spin_lock(&c->lock);
 			c->ps = sc->ps;
+			c->sync = sc->sync;
+			c->sync_ns = sc->sync_ns;
 			if (sc->desync)
 				c->desync = 1;
 			c->busy = 0;

@@ -27,6 +27,12 @@ enum ph_ev_type {
 	PH_EV_CTRL_CLOSE = 3,  /* FIN both ways, RST, or idle expiry */
 	PH_EV_EXPECT_USED = 4, /* a pinhole admitted its data connection */
 	PH_EV_EXPECT_BPF = 5,  /* the datapath installed a pinhole itself */
+	/* Where the in-kernel parser stands (data: struct ph_ctrl_sync): the
+	 * bytes before it that no CTRL_DATA showed were lines that open or
+	 * close nothing (quiet, not reported), or records the full ring
+	 * buffer refused (PH_SYNC_LOST). Sent before the next record of the
+	 * session, and at most every PH_FTP_SYNC_PERIOD_S while it is quiet. */
+	PH_EV_CTRL_SYNC = 6,
 };
 
 /* Which end of the FTP session this host is. */
@@ -97,6 +103,11 @@ struct ph_ftp_totals {
 	__u64 events;
 	__u64 events_lost;   /* sequence gaps the tracker had to resync over */
 	__u64 ftps_fixed;    /* ftps_peers entries the tracker corrected */
+	/* Appended (layout 11): */
+	__u64 syncs;         /* SYNC records taken (the datapath's position) */
+	__u64 quiet_bytes;   /* bytes the datapath did not report (quiet or lost) */
+	__u64 adopted;       /* sessions taken from ftp_ctrl at start */
+	__u64 kept;          /* datapath pinholes kept unjudged (lines not seen whole) */
 };
 
 /* ---------------------------------------------------------------------- */
@@ -115,6 +126,14 @@ struct ph_ctrl_open_data {
 	__u32 client_nxt;
 	__u32 server_nxt;
 };
+
+/* A quiet session still sends a SYNC this often (the tracker's idle timer
+ * and `pinhole sessions` see it alive). */
+#define PH_FTP_SYNC_PERIOD_S 10
+
+/* ph_ctrl_sync.flags */
+#define PH_SYNC_LOST (1u << 0)      /* records were lost, not only quiet */
+#define PH_SYNC_HEARTBEAT (1u << 1) /* sent for the period, not a record */
 
 /* ph_ftp_parse.flags */
 #define PH_FTPC_ENCRYPTED (1u << 0) /* implicit FTPS, or 234 seen: no parsing */
@@ -158,6 +177,20 @@ struct ph_ftp_parse {
 	__u16 ml_code;        /* code of the open multi-line reply */
 };
 
+/* PH_EV_CTRL_SYNC: data[] holds this (caplen = sizeof): the in-kernel
+ * parser's state at the first byte it has not reported (ps.st[i].nxt),
+ * with the line in progress (ps.st[i].head, line_len: exact while
+ * line_len <= 8) and its pinhole (ps.pinhole with PH_FTPC_PINHOLE). */
+struct ph_ctrl_sync {
+	struct ph_ftp_parse ps;
+	__u8 flags;  /* PH_SYNC_* */
+	__u8 pad[7];
+};
+
+/* ph_ftp_ctrl.sync */
+#define PH_FTPC_SYNC_DUE (1u << 0)  /* records not reported since the last SYNC */
+#define PH_FTPC_SYNC_LOST (1u << 1) /* ... some of them refused by the ring */
+
 /* ftp_ctrl: hash keyed by the control flow key, written by the datapath
  * only, one entry per confirmed control connection. */
 struct ph_ftp_ctrl {
@@ -169,9 +202,11 @@ struct ph_ftp_ctrl {
 	__u32 session;
 	__u8 ftps;    /* this session holds one count in ftps_peers: taken
 		       * and given back under the lock, so exactly once */
-	__u8 pad[3];
+	__u8 sync;    /* PH_FTPC_SYNC_*: a SYNC is due before the next record */
+	__u8 pad[2];
 	__u64 created_ns;
 	struct ph_ftp_parse ps;
+	__u64 sync_ns; /* last record or SYNC reported (for the period) */
 };
 
 /* ftp_dp_stats: per-CPU array [1], the datapath's FTP counters. */
@@ -180,13 +215,17 @@ struct ph_ftp_dp_stats {
 	__u64 segments;    /* control segments with payload reported */
 	__u64 events;      /* records written to `events` */
 	__u64 events_lost; /* records the full ring buffer refused */
-	__u64 pinholes;    /* pinholes the datapath installed (EXPECT_BPF) */
+	__u64 pinholes;    /* pinholes the datapath installed */
 	__u64 desyncs;     /* sessions whose in-kernel parser stopped */
 	__u64 conflicts;   /* segments of one session on two CPUs at once */
 	__u64 ctrl_full;   /* control connections without an ftp_ctrl entry */
 	__u64 ftps_counted;  /* FTPS control sessions counted in ftps_peers */
 	__u64 ftps_released; /* ... and given back (close, replacement) */
 	__u64 ftps_full;     /* ... not counted: ftps_peers was full */
+	/* Appended (layout 11): */
+	__u64 quiet;       /* records not reported: they open or close nothing */
+	__u64 syncs;       /* SYNC records written */
+	__u64 unreported;  /* pinholes installed whose EXPECT_BPF the ring refused */
 };
 
 /* ---------------------------------------------------------------------- */

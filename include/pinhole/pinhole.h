@@ -16,7 +16,7 @@
 
 #include <linux/types.h>
 
-#define PH_LAYOUT_VERSION 10
+#define PH_LAYOUT_VERSION 11
 
 /* Default pin directory, overridable with --pin-dir or PINHOLE_PIN_DIR. */
 #define PH_DEFAULT_PIN_DIR "/sys/fs/bpf/pinhole"

@@ -5,7 +5,9 @@
  * Covers the four cases (server/client x passive/active) and IPv6, the
  * datapath installing first (both event orders), close, expiry, refusals
  * by reason, datapath pinholes the tracker refuses, truncated segments,
- * the session table bound, orphans and the log rate limit. No root.
+ * the session table bound, orphans and the log rate limit; SYNC records
+ * (quiet and lost records), sessions adopted from ftp_ctrl, connections
+ * gone without a CLOSE. No root.
  * Exit 0 when every check passes; one FAIL line per failed check.
  */
 #include <arpa/inet.h>
@@ -40,6 +42,7 @@ struct fake {
 	int expect_puts, expect_dels, session_dels;
 	char log[LOGMAX][512];
 	int nlog;
+	bool dead; /* ctrl_live() says no control connection lives */
 };
 
 static struct fake F;
@@ -147,7 +150,16 @@ static void f_log(void *ctx, int level, const char *line)
 		snprintf(F.log[F.nlog++], sizeof(F.log[0]), "%s", line);
 }
 
+static bool f_ctrl_live(void *ctx, const struct ph_flow_key *k, __u32 session)
+{
+	(void)ctx;
+	(void)k;
+	(void)session;
+	return !F.dead;
+}
+
 static const struct ph_trk_ops fake_ops = {
+	.ctrl_live = f_ctrl_live,
 	.expect_put = f_expect_put,
 	.expect_del = f_expect_del,
 	.expect_next = f_expect_next,
@@ -364,6 +376,40 @@ static const struct ph_ftp_session_info *published(const struct conn *c)
 }
 
 #define PASV227(p1, p2) "227 Entering Passive Mode (10,0,0,1," #p1 "," #p2 ").\r\n"
+
+/* Bytes the datapath parsed and did not report (quiet, or lost). */
+static void c_skip(struct conn *c, int from_client, const char *text)
+{
+	c->seq[from_client] += (__u32)strlen(text);
+}
+
+/* The datapath's parser state at c's positions, as a SYNC carries it. */
+static struct ph_ctrl_sync c_state(const struct conn *c, __u8 last_cmd,
+				   bool awaiting, const struct ph_flow_key *pin)
+{
+	struct ph_ctrl_sync d;
+
+	memset(&d, 0, sizeof(d));
+	d.ps.st[0].nxt = c->seq[0];
+	d.ps.st[1].nxt = c->seq[1];
+	d.ps.last_cmd = last_cmd;
+	d.ps.awaiting = awaiting;
+	if (pin) {
+		d.ps.flags |= PH_FTPC_PINHOLE;
+		d.ps.pinhole = *pin;
+	}
+	return d;
+}
+
+static void c_sync(struct conn *c, const struct ph_ctrl_sync *d)
+{
+	struct ph_event ev;
+
+	base_ev(c, &ev, PH_EV_CTRL_SYNC);
+	memcpy(ev.data, d, sizeof(*d));
+	ev.caplen = sizeof(*d);
+	send_ev(c, &ev, offsetof(struct ph_event, data) + sizeof(*d));
+}
 
 /* ---------------------------------------------------------------------- */
 /* Tests                                                                   */
@@ -914,6 +960,248 @@ static void test_encrypted(void)
 	ph_trk_free(t);
 }
 
+/* Chatter the datapath did not report: the SYNC brings the streams to the
+ * next record, which then confirms the datapath's pinhole. Without it,
+ * the PASV would wait out of order and the 227's pinhole be refused. */
+static void test_sync_quiet(void)
+{
+	const char *reply = PASV227(117, 49);
+	struct ph_flow_key k = mkkey(SRV4, 30001, CLI4, 0);
+	for (int with_sync = 0; with_sync < 2; with_sync++) {
+		struct ph_tracker *t = fresh(0);
+		struct ph_ctrl_sync d;
+		struct conn c;
+		__u32 skipped = 0;
+
+		cur_case = with_sync ? "quiet records, SYNC" :
+				       "quiet records, no SYNC";
+		conn_init(&c, t, PH_ROLE_SERVER, false, 21);
+		c_open(&c);
+		for (int i = 0; i < 1000; i++) {
+			c_skip(&c, 1, "NOOP\r\n");
+			c_skip(&c, 0, "200 NOOP ok.\r\n");
+			skipped += 6 + 14;
+		}
+		d = c_state(&c, PH_FTPC_CMD_OTHER, false, NULL);
+		if (with_sync)
+			c_sync(&c, &d);
+		c_send(&c, 1, "PASV\r\n");
+		c_bpf(&c, &k, PH_DIR_IN, 0, c.seq[0], (__u16)strlen(reply));
+		c_send(&c, 0, reply);
+		ph_trk_sweep(t, c.now);
+		if (with_sync) {
+			EXPECT(F.totals.opened == 1 && F.totals.opened_bpf == 1,
+			       "opened %llu opened_bpf %llu",
+			       (unsigned long long)F.totals.opened,
+			       (unsigned long long)F.totals.opened_bpf);
+			EXPECT(log_count("DATAPATH BUG", NULL) == 0 &&
+			       has_expect(&k, PH_DIR_IN, 0, 21),
+			       "the datapath's pinhole stays");
+			EXPECT(F.totals.syncs == 1 &&
+			       F.totals.quiet_bytes == skipped,
+			       "syncs %llu quiet_bytes %llu want %u",
+			       (unsigned long long)F.totals.syncs,
+			       (unsigned long long)F.totals.quiet_bytes, skipped);
+		} else {
+			/* The records alone leave a hole the parser cannot
+			 * cross: what the SYNC is for. */
+			EXPECT(F.totals.opened == 0, "opened across a hole");
+		}
+		ph_trk_free(t);
+	}
+}
+
+/* The SYNC's pairing counts: a NOOP the tracker never saw after PASV
+ * makes the 227 unsolicited, as it did in the datapath. */
+static void test_sync_pairing(void)
+{
+	struct ph_tracker *t = fresh(0);
+	struct ph_ctrl_sync d;
+	struct conn c;
+
+	cur_case = "SYNC pairing";
+	conn_init(&c, t, PH_ROLE_SERVER, false, 22);
+	c_open(&c);
+	c_send(&c, 1, "PASV\r\n");
+	c_skip(&c, 1, "NOOP\r\n");
+	d = c_state(&c, PH_FTPC_CMD_OTHER, true, NULL);
+	c_sync(&c, &d);
+	c_send(&c, 0, PASV227(117, 49));
+	ph_trk_sweep(t, c.now);
+	EXPECT(F.totals.opened == 0 &&
+	       F.totals.refused_by_reason[PH_FTP_REFUSE_UNSOLICITED] == 1,
+	       "opened %llu unsolicited %llu", (unsigned long long)F.totals.opened,
+	       (unsigned long long)F.totals.refused_by_reason[PH_FTP_REFUSE_UNSOLICITED]);
+	/* A command split before the SYNC: its head comes with it. */
+	c_skip(&c, 1, "PA");
+	d = c_state(&c, PH_FTPC_CMD_OTHER, false, NULL);
+	d.ps.st[1].line_len = 2;
+	d.ps.st[1].head = 'P' | 'A' << 8;
+	c_sync(&c, &d);
+	c_send(&c, 1, "SV\r\n");
+	c_send(&c, 0, PASV227(117, 50));
+	ph_trk_sweep(t, c.now);
+	EXPECT(F.totals.opened == 1, "a PASV split over the SYNC did not open");
+	ph_trk_free(t);
+}
+
+/* Records lost (ring buffer full): the tracker's own pinhole goes, the
+ * datapath's is kept unjudged, and a line not seen whole makes the next
+ * datapath pinhole unjudged too rather than deleted. */
+static void test_sync_lost(void)
+{
+	struct ph_tracker *t = fresh(0);
+	struct ph_flow_key k1 = mkkey(SRV4, 30001, CLI4, 0);
+	struct ph_flow_key k2 = mkkey(SRV4, 30002, CLI4, 0);
+	struct ph_flow_key k3 = mkkey(SRV4, 30003, CLI4, 0);
+	const char *reply = PASV227(117, 51);
+	struct ph_ctrl_sync d;
+	struct conn c;
+
+	cur_case = "SYNC after lost records";
+	conn_init(&c, t, PH_ROLE_SERVER, false, 23);
+	c_open(&c);
+	c_send(&c, 1, "PASV\r\n");
+	c_send(&c, 0, PASV227(117, 49));
+	EXPECT(has_expect(&k1, PH_DIR_IN, 0, 23), "tracker's pinhole");
+	/* Lost: PASV, the 227 for k2 (the datapath installed it) */
+	c_skip(&c, 1, "PASV\r\n");
+	c_skip(&c, 0, PASV227(117, 50));
+	f_expect_del(NULL, &k1);
+	{
+		struct ph_expect v = { .deadline_ns = c.now + TTL,
+				       .session = 23, .dir = PH_DIR_IN };
+		f_expect_put(NULL, &k2, &v);
+	}
+	d = c_state(&c, PH_FTPC_CMD_PASV, false, &k2);
+	d.flags = PH_SYNC_LOST;
+	c_sync(&c, &d);
+	ph_trk_sweep(t, c.now);
+	EXPECT(log_count("revoked (records lost)", NULL) == 1,
+	       "the tracker's pinhole is revoked");
+	EXPECT(has_expect(&k2, PH_DIR_IN, 0, 23) && F.totals.kept == 1 &&
+	       log_count("ftp: kept tcp 10.0.0.1:30002", NULL) == 1,
+	       "the datapath's pinhole is kept (kept %llu)",
+	       (unsigned long long)F.totals.kept);
+	EXPECT(published(&c) && published(&c)->state == PH_SS_PLAIN,
+	       "session published");
+	/* Lost again, ending inside a long line: the tracker cannot see it
+	 * whole, so it refuses the next 227, and keeps the datapath's. */
+	c_send(&c, 1, "PASV\r\n");
+	c_skip(&c, 0, "  reply text the tracker only");
+	d = c_state(&c, PH_FTPC_CMD_PASV, true, &k2);
+	d.ps.st[0].line_len = 29;
+	d.flags = PH_SYNC_LOST;
+	c_sync(&c, &d);
+	{
+		char rec[128];
+
+		snprintf(rec, sizeof(rec), " saw in part\r\n%s", reply);
+		f_expect_del(NULL, &k2); /* the datapath replaces its own */
+		c_bpf(&c, &k3, PH_DIR_IN, 0, c.seq[0], (__u16)strlen(rec));
+		c_send(&c, 0, rec);
+	}
+	ph_trk_sweep(t, c.now);
+	EXPECT(log_count("DATAPATH BUG", NULL) == 0 &&
+	       has_expect(&k3, PH_DIR_IN, 0, 23) &&
+	       log_count("ftp: kept tcp 10.0.0.1:30003", "not seen whole") == 1,
+	       "a datapath pinhole after a blind line was deleted");
+	/* The close removes what the datapath left. */
+	c_close(&c);
+	EXPECT(!has_expect(&k2, PH_DIR_IN, 0, 23) &&
+	       !has_expect(&k3, PH_DIR_IN, 0, 23), "kept pinholes closed");
+	ph_trk_free(t);
+}
+
+/* A tracker starting next to a running datapath takes over ftp_ctrl's
+ * sessions; the records the ring buffer still held from before (an older
+ * install, another connection's CLOSE) change nothing. */
+static void test_adopt(void)
+{
+	struct ph_tracker *t = fresh(0);
+	struct ph_flow_key k1 = mkkey(SRV4, 30001, CLI4, 0);
+	struct ph_flow_key k2 = mkkey(SRV4, 30002, CLI4, 0);
+	const char *reply = PASV227(117, 50);
+	struct ph_ftp_ctrl fc;
+	struct ph_ctrl_sync d;
+	struct ph_event ev;
+	struct conn c;
+	__u32 old_seq;
+
+	cur_case = "adoption from ftp_ctrl";
+	conn_init(&c, t, PH_ROLE_SERVER, true, 24);
+	old_seq = c.seq[0];
+	c_skip(&c, 1, "PASV\r\n");
+	c_skip(&c, 0, PASV227(117, 49));
+	d = c_state(&c, PH_FTPC_CMD_PASV, false, &k1);
+	memset(&fc, 0, sizeof(fc));
+	fc.role = PH_ROLE_SERVER;
+	fc.family = 6;
+	fc.session = 24;
+	fc.created_ns = T0 - 60 * SEC;
+	fc.ps = d.ps;
+	k1 = mkkey(SRV6, 30001, CLI6, 0);
+	k2 = mkkey(SRV6, 30002, CLI6, 0);
+	fc.ps.pinhole = k1;
+	EXPECT(ph_trk_adopt(t, &c.key, &fc, c.now) == 0, "adopt");
+	EXPECT(ph_trk_adopt(t, &c.key, &fc, c.now) == -EEXIST, "adopt twice");
+	ph_trk_sweep(t, c.now);
+	EXPECT(published(&c) && published(&c)->session == 24 &&
+	       published(&c)->started_ns == T0 - 60 * SEC &&
+	       F.totals.adopted == 1 && F.totals.kept == 1,
+	       "adopted session published (adopted %llu kept %llu)",
+	       (unsigned long long)F.totals.adopted,
+	       (unsigned long long)F.totals.kept);
+	/* Backlog: the datapath's report of k1's install, from before. */
+	base_ev(&c, &ev, PH_EV_EXPECT_BPF);
+	ev.expect = k1;
+	ev.seq = old_seq;
+	ev.len = (__u16)strlen(PASV227(117, 49));
+	send_ev(&c, &ev, sizeof(ev));
+	/* ... and a CLOSE of an older connection on the same 4-tuple */
+	base_ev(&c, &ev, PH_EV_CTRL_CLOSE);
+	ev.session = 99;
+	send_ev(&c, &ev, sizeof(ev));
+	ph_trk_sweep(t, c.now);
+	EXPECT(log_count("DATAPATH BUG", NULL) == 0 &&
+	       published(&c)->state == PH_SS_PLAIN,
+	       "backlog changed the adopted session");
+	/* The session goes on: EPSV, the datapath first, confirmed. */
+	c_send(&c, 1, "EPSV\r\n");
+	reply = "229 Entering Extended Passive Mode (|||30002|)\r\n";
+	c_bpf(&c, &k2, PH_DIR_IN, 0, c.seq[0], (__u16)strlen(reply));
+	c_send(&c, 0, reply);
+	ph_trk_sweep(t, c.now);
+	EXPECT(F.totals.opened_bpf == 1 && log_count("DATAPATH BUG", NULL) == 0,
+	       "EPSV after the adoption: opened_bpf %llu",
+	       (unsigned long long)F.totals.opened_bpf);
+	ph_trk_free(t);
+}
+
+/* Connections gone without a CLOSE (a full ring buffer lost it): no
+ * session is made from their records, and open ones are closed. */
+static void test_gone(void)
+{
+	struct ph_tracker *t = fresh(0);
+	struct conn c, d;
+
+	cur_case = "control connection gone";
+	conn_init(&c, t, PH_ROLE_SERVER, false, 25);
+	c_open(&c);
+	c_send(&c, 1, "NOOP\r\n");
+	conn_init(&d, t, PH_ROLE_CLIENT, false, 26);
+	F.dead = true;
+	c_send(&d, 1, "NOOP\r\n"); /* a record of a dead connection */
+	EXPECT(ph_trk_nsessions(t) == 1, "%u sessions", ph_trk_nsessions(t));
+	ph_trk_sweep(t, c.now);
+	EXPECT(ph_trk_nsessions(t) == 1, "closed at the first scan");
+	ph_trk_sweep(t, c.now + PH_TRK_ORPHAN_SCAN_NS);
+	EXPECT(published(&c) && published(&c)->state == PH_SS_CLOSED &&
+	       log_count("control connection gone", NULL) == 1,
+	       "not closed at the second scan");
+	ph_trk_free(t);
+}
+
 int main(void)
 {
 	test_four_cases();
@@ -931,6 +1219,11 @@ int main(void)
 	test_encrypted();
 	test_used_before_bpf();
 	test_isn();
+	test_sync_quiet();
+	test_sync_pairing();
+	test_sync_lost();
+	test_adopt();
+	test_gone();
 	if (failures) {
 		fprintf(stderr, "%d of %d checks failed\n", failures, checks);
 		return 1;
