@@ -17,6 +17,13 @@
  *           older bytes;
  *   lossy   like split, but some pieces are lost and some segments land
  *           far ahead (window overflow, resynchronisation);
+ *   resume  like lossy, and some messages are skipped (the datapath kept
+ *           them out of the ring as quiet) with a ph_ftp_resume() in their
+ *           place, as the tracker makes of a SYNC record: the stream
+ *           position at the message's end or near it (behind, ahead), the
+ *           line in progress, the pairing state, lost, a kept pinhole (the
+ *           pending one or another), encrypted, all from the input: only
+ *           the invariants are judged, whatever the SYNC claims;
  *   conflict  like split (up to 4 pieces), plus decoys: copies of parts of
  *           the message with other bytes (digits changed, LFs added),
  *           before or after the real pieces, at the same sequence numbers
@@ -75,7 +82,8 @@ struct run {
 	bool encrypted;
 };
 
-static struct run run_whole, run_split, run_lossy, run_conflict, run_oracle;
+static struct run run_whole, run_split, run_lossy, run_conflict, run_oracle,
+	run_resume;
 /* Each direction's bytes, contiguous, for retransmitting older ranges. */
 static uint8_t histbuf[2][MAX_MSGS * PH_FTP_OOO_BYTES];
 
@@ -144,20 +152,33 @@ static void check_open(const struct run *r, const struct ph_ftp_action *a,
 		      "announced address: bounce or third party");
 }
 
+/* record()'s side for ph_ftp_resume()'s actions, which come from either
+ * stream: an OPEN's side follows from its command (PASV/EPSV replies come
+ * from the server, PORT/EPRT from the client). */
+#define SIDE_BY_CMD (-2)
+
 static void record(struct run *r, const struct ph_ftp_action *out, int n,
 		   int side, __u64 now, bool was_encrypted)
 {
 	struct ph_ftp_action p;
 	int i;
 
-	CHECK(n >= 0 && n <= PH_FTP_MAX_ACTIONS, "action count");
+	CHECK(n >= 0 && n <= (side == SIDE_BY_CMD ? PH_FTP_RESUME_MAX_ACTIONS :
+						    PH_FTP_MAX_ACTIONS),
+	      "action count");
 	CHECK(!was_encrypted || n == 0, "actions after encryption");
 	for (i = 0; i < n; i++) {
 		const struct ph_ftp_action *a = &out[i];
 
 		switch (a->kind) {
 		case PH_FTP_OPEN:
-			check_open(r, a, side, now);
+			check_open(r, a,
+				   side != SIDE_BY_CMD ? side :
+				   a->via == PH_FTP_VIA_PASV ||
+						   a->via == PH_FTP_VIA_EPSV ?
+							   0 :
+							   1,
+				   now);
 			r->pending = true;
 			r->pend = *a;
 			break;
@@ -300,6 +321,89 @@ static void feed_split(struct run *r, const struct script *sc, bool lossy)
 
 				seg(r, sc, m->side, ahead, m->p, m->len, now);
 			}
+		}
+	}
+	finish(r);
+}
+
+/* A SYNC in place of message @m (skipped): ph_ftp_resume() with fields
+ * drawn from @x; its actions judged as a feed's. */
+static void resume_at(struct run *r, const struct script *sc,
+		      const struct msg *m, __u32 *x, __u64 now)
+{
+	struct ph_ftp_action out[PH_FTP_RESUME_MAX_ACTIONS];
+	struct ph_ftp_resume rs = {};
+	bool enc = ph_ftp_encrypted(&r->s);
+	int i, side, n = -1, ret;
+	__u32 op = rnd(x);
+
+	for (side = 0; side < 2; side++) {
+		/* The other direction is where it is: as far as this script
+		 * got, or somewhat off. */
+		__u32 at = side == m->side ? m->rel + (__u32)m->len : 0;
+		__u32 jitter = rnd(x);
+
+		if (side != m->side)
+			for (i = 0; i < sc->n && sc->m + i <= m; i++)
+				if (sc->m[i].side == side)
+					at = sc->m[i].rel + (__u32)sc->m[i].len;
+		if (jitter % 4 == 0)
+			at -= jitter % 64; /* behind what we saw */
+		else if (jitter % 4 == 1)
+			at += jitter % 200; /* ahead, into bytes never seen */
+		rs.nxt[side] = sc->isn[side] + 1 + at;
+		rs.line_len[side] = (__u16)(rnd(x) % 4 ? 0 : rnd(x) % 600);
+		for (i = 0; i < 8; i++)
+			rs.head[side][i] = i < (int)m->len ? m->p[i] : (__u8)rnd(x);
+		rs.skip[side] = rnd(x) % 8 == 0;
+		rs.burst[side] = rnd(x) % 4;
+	}
+	rs.last_cmd = (enum ph_ftp_cmd)(rnd(x) % (PH_FTP_CMD_AUTH + 1));
+	rs.awaiting = op & 1;
+	rs.epsv_bad_family = op & 2;
+	rs.last_cmd_opened = op & 4;
+	rs.in_multiline = (op & 24) == 24;
+	rs.ml_code = (__u16)(100 + rnd(x) % 500);
+	rs.encrypted = op % 29 == 0;
+	rs.lost = op & 32;
+	rs.has_keep = op & 64;
+	if (rs.has_keep) {
+		if (r->pending && (op & 128))
+			rs.keep = r->pend.key;
+		else
+			memcpy(&rs.keep, m->p, m->len < sizeof(rs.keep) ?
+						       m->len : sizeof(rs.keep));
+	}
+	ret = ph_ftp_resume(&r->s, &rs, now, out, PH_FTP_RESUME_MAX_ACTIONS,
+			    &n);
+	CHECK(ret >= 0, "resume refused a valid call");
+	record(r, out, n, SIDE_BY_CMD, now, enc);
+}
+
+static void feed_resume(struct run *r, const struct script *sc)
+{
+	__u32 x = (sc->seed ^ 0x5eed5eedu) | 1;
+	int i, k;
+
+	start(r, sc);
+	for (i = 0; i < sc->n; i++) {
+		const struct msg *m = &sc->m[i];
+		__u64 now = (__u64)(i + 1) * SEC;
+		size_t cuts[9];
+		int order[8], np;
+
+		if (rnd(&x) % 4 == 0) {
+			resume_at(r, sc, m, &x, now);
+			continue;
+		}
+		np = cut(m->len, &x, cuts, order);
+		for (k = 0; k < np; k++) {
+			int a = order[k];
+
+			if (rnd(&x) % 11 == 0)
+				continue; /* lost */
+			seg(r, sc, m->side, m->rel + (__u32)cuts[a],
+			    m->p + cuts[a], cuts[a + 1] - cuts[a], now);
 		}
 	}
 	finish(r);
@@ -603,5 +707,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	      "whole and split feeding differ (invariant 5)");
 	feed_split(&run_lossy, &sc, true);
 	feed_conflict(&sc);
+	feed_resume(&run_resume, &sc);
 	return 0;
 }
