@@ -451,8 +451,18 @@ ftp_observe() {
 	read -r p d < <(ftp__fw_counters)
 	FTP_O_ADMITTED=$((p - FTP_M_PASS))
 	FTP_O_DROPS=$((d - FTP_M_DROP))
-	local o u
-	read -r o u < <(ftp_trk)
+	# The tracker publishes its totals once per sweep (every 500 ms): wait
+	# (3 s at most) until they count at least the data connections the
+	# datapath admitted, then take them as they are.
+	local o u i
+	for i in $(seq 30); do
+		read -r o u < <(ftp_trk)
+		[ "$FTP_FW" = pinhole ] || break
+		case "$o$u$FTP_M_OPENED$FTP_M_USED" in *[!0-9]*) break ;; esac
+		[ $((o - FTP_M_OPENED)) -ge "$FTP_O_ADMITTED" ] &&
+			[ $((u - FTP_M_USED)) -ge "$FTP_O_ADMITTED" ] && break
+		sleep 0.1
+	done
 	FTP_O_TRK=-
 	case "$o$u$FTP_M_OPENED$FTP_M_USED" in
 	*[!0-9]*) [ "$FTP_FW" = pinhole ] && FTP_O_TRK="?" ;;
