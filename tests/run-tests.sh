@@ -7,6 +7,9 @@
 #   run-tests.sh all                         every suite, in order
 set -uo pipefail
 cd "$(dirname "$0")/.."
+# Debian's tools first, as under sudo (secure_path), also for the perf
+# smoke's python3: see tests/lib/netns.sh.
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
 SKIP=77
 suite=${1:?usage: run-tests.sh unit|bpf|fuzz|e2e|vm|all [FILE...]}

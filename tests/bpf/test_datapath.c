@@ -176,11 +176,13 @@ static bool run_one(struct fx *f, const struct step *s,
 		nflows = map_count(f->flows);
 		nhalf = map_count(f->half_open);
 	}
-	read_counters(f, before);
-	if (!ASSERT(run_prog(f, s->dir, buf, len, &ret) == 0, s->name,
-		    "test run failed: %s", strerror(errno)))
+	if (!ASSERT(read_counters(f, before) == 0, s->name,
+		    "counters not read") ||
+	    !ASSERT(run_prog(f, s->dir, buf, len, &ret) == 0, s->name,
+		    "test run failed: %s", strerror(errno)) ||
+	    !ASSERT(read_counters(f, after) == 0, s->name,
+		    "counters not read"))
 		return false;
-	read_counters(f, after);
 
 	if (s->dir == IN)
 		want_ret = s->verdict == V_PASS ? XDP_PASS : XDP_DROP;
@@ -908,6 +910,7 @@ int main(void)
 		coverage(all, 3);
 	}
 
+	fx_check_slots();
 	if (failures) {
 		printf("FAILED: %d of %d checks\n", failures, checks);
 		return 1;

@@ -94,7 +94,8 @@ static int run_reason(int dir, const struct pkt_spec *p)
 	int reason = fx_run_reason(F, dir, buf, len);
 
 	if (reason == -2)
-		fail(tname, "test run failed: %s", strerror(errno));
+		fail(tname, "test run or counter read failed: %s",
+		     strerror(errno));
 	ev_drain();
 	return reason < 0 ? -1 : reason;
 }
@@ -1983,6 +1984,7 @@ int main(void)
 		      (unsigned long long)st.ctrl_full);
 	}
 	ring_buffer__free(rb);
+	fx_check_slots();
 	if (failures) {
 		printf("FAILED: %d of %d checks\n", failures, checks);
 		return 1;

@@ -781,6 +781,7 @@ int main(void)
 		      F->seen[PH_R_DROP_FTPS_NO_SESSION],
 	      "an FTPS reason was never seen");
 	close(outside_fd);
+	fx_check_slots();
 	if (failures) {
 		printf("FAILED: %d of %d checks\n", failures, checks);
 		return 1;

@@ -523,6 +523,7 @@ int main(void)
 	tname = "coverage";
 	CHECK(F->seen[PH_R_PASS_SOCKET] && F->seen[PH_R_DROP_RST_WINDOW],
 	      "pass_socket or drop_rst_window never seen");
+	fx_check_slots();
 	if (failures) {
 		printf("FAILED: %d of %d checks\n", failures, checks);
 		return 1;

@@ -153,7 +153,7 @@ PH_TMP=$PH_TMP/third ph_servers_init $IN $THIRD_SRV4 fd00:184::12
 ip -n $IN addr add fd00:184::12/64 dev pn-i0 nodad preferred_lft 0
 PH_VSFTPD_OPTS="pasv_address=$THIRD4" ph_start_vsftpd || ph_fatal "vsftpd on $THIRD_SRV4"
 PH_TMP=$PH_TMP/out ph_servers_init $OUT $OUT4 $OUT6
-PH_FTP_PASV_MIN=31000 PH_FTP_PASV_MAX=31049 PH_VSFTPD_OPTS="connect_timeout=3" ph_start_vsftpd ||
+PH_FTP_PASV_MIN=31000 PH_FTP_PASV_MAX=31049 PH_VSFTPD_OPTS="connect_timeout=2" ph_start_vsftpd ||
 	ph_fatal "vsftpd on $OUT"
 PH_SRV_DIR=$IN_SRV_DIR
 ftp_fake_server $IN $FAKE4 $FAKE6 47227 || ph_fatal "fake FTP server"
@@ -218,9 +218,10 @@ nat_case() {
 	fi
 }
 
-# A blocked data connection fails after 3 s (--connect-timeout).
-cout() { ph_in $OUT curl -sS --connect-timeout 3 --max-time 15 "$@"; }
-cin() { ph_in $IN curl -sS --connect-timeout 3 --max-time 15 "$@"; }
+# A blocked data connection fails after 2 s (--connect-timeout): the SYN
+# and its retransmission after 1 s; an admitted one is answered at once.
+cout() { ph_in $OUT curl -sS --connect-timeout 2 --max-time 15 "$@"; }
+cin() { ph_in $IN curl -sS --connect-timeout 2 --max-time 15 "$@"; }
 
 ph_section "server behind 1:1 NAT ($PUB4 -> $IN4, $PUB6 -> $IN6), client $OUT4"
 for pol in nonat nat; do

@@ -23,14 +23,16 @@ set -u
 . "$(dirname "$0")/../lib/netns.sh"
 PH_FTP_PASV_MIN=0 PH_FTP_PASV_MAX=0
 # The server obeys any PORT (the firewall alone must stop a bounce) and
-# gives up on a blocked active connection after 3 s.
+# gives up on a blocked active connection after 2 s (the SYN and its
+# retransmission after 1 s, as every "blocked" probe here: a connection
+# the firewall admits is answered within milliseconds on these veths).
 # (vsftpd binds port 20 only through its privileged helper, which
 # port_promiscuous disables: the bounce comes from an ephemeral port; the
 # fake server bounces from port 20 and connects to low ports, which vsftpd
 # refuses whatever its configuration.)
 PH_VSFTPD_OPTS="port_promiscuous=YES
 connect_from_port_20=NO
-connect_timeout=3"
+connect_timeout=2"
 # shellcheck source=tests/lib/servers.sh
 . "$(dirname "$0")/../lib/servers.sh"
 # shellcheck source=tests/lib/ftp.sh
@@ -100,7 +102,7 @@ case_ttl() {
 	N=$((N + 1)) wd=$PH_TMP/raw$N
 	d0=$(fw_drops)
 	ftp_raw "$PH_NS_CLI" "$host" "$wd" "cmd:USER anonymous" "cmd:PASS x" \
-		$verb connect retr:hello.txt $verb sleep:4 connect:2 >"$wd.out" 2>&1
+		$verb connect retr:hello.txt $verb sleep:4 connect:1.5 >"$wd.out" 2>&1
 	d1=$(fw_drops)
 	r=$(tr '\n' ' ' <"$wd/connect" 2>/dev/null)
 	local rest=${r#*retr }
@@ -156,9 +158,9 @@ case_fake() {
 		ann="229 Entering Extended Passive Mode (|||$FAKETRAP|)"
 	fi
 	case $kind in
-	echo) steps=("cmd:XYZ $ann" "connectto:$FAKETRAP:2") ;;
-	multiline) steps=("cmd:HELP" "connectto:$FAKETRAP:2") ;;
-	unsolicited) steps=("cmd:NOOP" "connectto:$FAKETRAP:2") ;;
+	echo) steps=("cmd:XYZ $ann" "connectto:$FAKETRAP:1.5") ;;
+	multiline) steps=("cmd:HELP" "connectto:$FAKETRAP:1.5") ;;
+	unsolicited) steps=("cmd:NOOP" "connectto:$FAKETRAP:1.5") ;;
 	genuine) steps=(pasv "connect:2") ;;
 	esac
 	[ "$kind" = genuine ] && [ "$fam" = 6 ] && steps=(epsv "connect:2")

@@ -31,12 +31,22 @@ ph_on_exit ph_pinhole_detach
 
 # ------------------------------------------------------------- the builds
 ph_section "builds B (another version) and C (another pin layout)"
+# build_copy DIR VERSION [PATCH]: the sources (and the build's stack check)
+# copied with their times, and, without PATCH, this tree's objects too: make
+# then rebuilds only what VERSION changes (version.h: loader.o, main.o).
+# PATCH (python3 on pinhole.h) makes everything rebuild, as it must.
 build_copy() {
-	local dir=$1 version=$2
-	mkdir -p "$dir"
-	cp -r "$PH_ROOT/Makefile" "$PH_ROOT/bpf" "$PH_ROOT/include" "$PH_ROOT/user" "$dir/"
-	mkdir -p "$dir/tests/bpf" # the build checks stack depth with it
-	cp "$PH_ROOT/tests/bpf/stack_depth.py" "$dir/tests/bpf/"
+	local dir=$1 version=$2 o
+	mkdir -p "$dir/tests/bpf" "$dir/.output/user"
+	cp -a "$PH_ROOT/Makefile" "$PH_ROOT/bpf" "$PH_ROOT/include" "$PH_ROOT/user" "$dir/"
+	cp -a "$PH_ROOT/tests/bpf/stack_depth.py" "$dir/tests/bpf/"
+	if [ -z "${3:-}" ]; then
+		for o in "$PH_ROOT"/.output/*.bpf.o "$PH_ROOT"/.output/*.skel.h \
+			"$PH_ROOT"/.output/version.h "$PH_ROOT"/.output/user/*.o; do
+			[ -e "$o" ] || continue
+			cp -a "$o" "$dir/.output/${o#"$PH_ROOT"/.output/}"
+		done
+	fi
 	if [ -n "${3:-}" ]; then
 		python3 -c "$3" "$dir/include/pinhole/pinhole.h" || return 1
 	fi

@@ -451,8 +451,18 @@ ftp_observe() {
 	read -r p d < <(ftp__fw_counters)
 	FTP_O_ADMITTED=$((p - FTP_M_PASS))
 	FTP_O_DROPS=$((d - FTP_M_DROP))
-	local o u
-	read -r o u < <(ftp_trk)
+	# The tracker publishes its totals once per sweep (every 500 ms): wait
+	# (3 s at most) until they count at least the data connections the
+	# datapath admitted, then take them as they are.
+	local o u i
+	for i in $(seq 30); do
+		read -r o u < <(ftp_trk)
+		[ "$FTP_FW" = pinhole ] || break
+		case "$o$u$FTP_M_OPENED$FTP_M_USED" in *[!0-9]*) break ;; esac
+		[ $((o - FTP_M_OPENED)) -ge "$FTP_O_ADMITTED" ] &&
+			[ $((u - FTP_M_USED)) -ge "$FTP_O_ADMITTED" ] && break
+		sleep 0.1
+	done
 	FTP_O_TRK=-
 	case "$o$u$FTP_M_OPENED$FTP_M_USED" in
 	*[!0-9]*) [ "$FTP_FW" = pinhole ] && FTP_O_TRK="?" ;;
@@ -731,8 +741,9 @@ ftp_trap() {
 #   ...PORT h,h,h,h,p,p...  any other line holding a PORT argument (after
 #                  a lone CR, or padding that a segment boundary cuts): a
 #                  lax server takes it as PORT too ("200 embedded PORT")
-#   LIST/NLST/RETR connect from port 20 to the PORT/EPRT target (3 s)
-#                  and send one line; 425 if it fails
+#   LIST/NLST/RETR connect from port 20 to the PORT/EPRT target (1.5 s:
+#                  the SYN and its retransmission after 1 s) and send one
+#                  line; 425 if it fails
 #   anything else  500 echoing the command ("500 'CMD': not understood")
 FTP_PY_FAKE='
 import re, socket, sys, threading, time
@@ -813,7 +824,7 @@ def session(c, me):
                 out("425 Use PORT or PASV first."); continue
             d = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_STREAM)
             d.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            d.bind((me, 20)); d.settimeout(3)
+            d.bind((me, 20)); d.settimeout(1.5)
             try:
                 d.connect(target)
                 out("150 Here comes the data.")

@@ -34,6 +34,12 @@
 #                  running the test again or `ph_cleanup_stale`)
 #   PH_VERBOSE=1   print the output of every check, not only failing ones
 
+# Debian's tools first (what tests/deps.sh installs), as under sudo's
+# secure_path: a per-user python3 earlier in PATH (a pyenv shim, ~0.1-0.4 s
+# per start against ~0.01 s, and the tests start python3 hundreds of
+# times) would also lack python3-scapy and python3-prometheus-client.
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export PATH
 PH_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 PH_BIN=${PINHOLE:-$PH_ROOT/pinhole}
 PH_FAILS=0
