@@ -990,8 +990,7 @@ static void on_close(struct ph_tracker *t, const struct ph_event *ev,
 		sess_close(t, s, ts, "control closed");
 }
 
-/* ph_ctrl_sync's parser state as ftp.h's ph_ftp_resume. */
-static void sync_to_resume(const struct ph_ctrl_sync *d, bool lost,
+void ph_trk_sync_to_resume(const struct ph_ctrl_sync *d, bool lost,
 			   struct ph_ftp_resume *r)
 {
 	const struct ph_ftp_parse *ps = &d->ps;
@@ -1077,7 +1076,7 @@ static void resume(struct ph_tracker *t, struct sess *s,
 	struct ph_ftp_resume r;
 	int n = 0, ret;
 
-	sync_to_resume(d, lost, &r);
+	ph_trk_sync_to_resume(d, lost, &r);
 	ret = ph_ftp_resume(&s->ftp, &r, ts, acts, PH_FTP_RESUME_MAX_ACTIONS,
 			    &n);
 	if (ret <= 0)

@@ -115,6 +115,12 @@ int ph_trk_adopt(struct ph_tracker *t, const struct ph_flow_key *k,
 
 /* Expire pinholes, close idle sessions, drop lingering closed ones,
  * publish ftp_sessions / ftp_totals. Call every PH_TRK_SWEEP_NS. */
+/* A SYNC record's parser state (@lost: records were lost before it) as
+ * ftp.h's ph_ftp_resume, as the tracker applies it. */
+struct ph_ftp_resume;
+void ph_trk_sync_to_resume(const struct ph_ctrl_sync *d, bool lost,
+			   struct ph_ftp_resume *r);
+
 void ph_trk_sweep(struct ph_tracker *t, __u64 now);
 
 /* The policy changed: every open session takes its service's current

@@ -13,6 +13,7 @@
 #include "bpf/fixture.h"
 #include "bpf/ctl.h"
 #include "ftp.h" /* user/ftp.c, the authority, for the differential test */
+#include "tracker.h" /* how the tracker reads a SYNC record */
 
 enum { R_FTP_IN, R_FTP_OUT, R_FTPS_IN };
 
@@ -1628,35 +1629,6 @@ struct diff_stats {
 	int sessions, records, bpf_opens, ftp_opens, checks, syncs;
 };
 
-/* A SYNC record's parser state for ph_ftp_resume(), as user/tracker.c
- * reads it. */
-static void sync_resume(const struct ph_ctrl_sync *d, struct ph_ftp_resume *r)
-{
-	const struct ph_ftp_parse *ps = &d->ps;
-	int i, b;
-
-	memset(r, 0, sizeof(*r));
-	for (i = 0; i < 2; i++) {
-		r->nxt[i] = ps->st[i].nxt;
-		r->line_len[i] = ps->st[i].line_len;
-		for (b = 0; b < 8; b++)
-			r->head[i][b] = (__u8)(ps->st[i].head >> (8 * b));
-		r->burst[i] = ps->st[i].burst;
-	}
-	r->skip[0] = !!(ps->flags & PH_FTPC_SKIP_SERVER);
-	r->skip[1] = !!(ps->flags & PH_FTPC_SKIP_CLIENT);
-	r->last_cmd = (enum ph_ftp_cmd)ps->last_cmd;
-	r->awaiting = ps->awaiting;
-	r->epsv_bad_family = ps->epsv_bad_family;
-	r->last_cmd_opened = ps->last_cmd_opened;
-	r->in_multiline = ps->in_multiline;
-	r->ml_code = ps->ml_code;
-	r->encrypted = !!(ps->flags & PH_FTPC_ENCRYPTED);
-	r->lost = !!(d->flags & PH_SYNC_LOST);
-	r->has_keep = !!(ps->flags & PH_FTPC_PINHOLE);
-	r->keep = ps->pinhole;
-}
-
 static int bpf_pin_of(const struct ctl *s, struct ph_flow_key *k)
 {
 	struct ph_flow_key key, next;
@@ -1698,7 +1670,11 @@ static void diff_feed(const struct ctl *s, struct ph_ftp_session *u,
 			struct ph_ftp_action ra[PH_FTP_RESUME_MAX_ACTIONS];
 			struct ph_ftp_resume r;
 
-			sync_resume((const struct ph_ctrl_sync *)e->data, &r);
+			ph_trk_sync_to_resume(
+				(const struct ph_ctrl_sync *)e->data,
+				((const struct ph_ctrl_sync *)e->data)->flags &
+					PH_SYNC_LOST,
+				&r);
 			ph_ftp_resume(u, &r, now, ra, PH_FTP_RESUME_MAX_ACTIONS,
 				      &n);
 			ds->syncs++;

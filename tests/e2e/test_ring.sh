@@ -53,20 +53,11 @@ ph_pass "vsftpd on 21 (IPv4 and IPv6), any passive port, active from port 20"
 
 POLICY=$PH_ROOT/policies/ftp-server-tracked.policy
 
-# sessions -j, one value: a dotted path into the JSON ("datapath.events").
-sess_get() {
-	ph_pinhole sessions -j 2>/dev/null | python3 -c '
-import json, sys
-v = json.load(sys.stdin)
-for k in sys.argv[1].split("."):
-    v = v[int(k)] if isinstance(v, list) else v[k]
-print(len(v) if isinstance(v, list) else v)' "$1" 2>/dev/null || echo -1
-}
 
 counters() {
 	local k line="$1:"
 	for k in events events_lost desyncs pinholes quiet syncs unreported; do
-		line+=" $k $(sess_get "datapath.$k")"
+		line+=" $k $(ph_sessions_get "datapath.$k")"
 	done
 	line+="; ring $(ph_pinhole status -j 2>/dev/null | python3 -c '
 import json, sys
@@ -133,7 +124,7 @@ ph_expect_ok "IPv4: PASV, EPSV, PORT, EPRT after $NOOPS4 NOOPs, the third host r
 ph_expect_ok "IPv6: EPSV, EPRT after $NOOPS6 NOOPs, the third host refused" round_ok v6 1
 ph_say "NOOPs and transfers took $((SECONDS - T0)) s"
 counters "after the NOOPs"
-ph_check "no session desynced" [ "$(sess_get datapath.desyncs)" = 0 ]
+ph_check "no session desynced" [ "$(ph_sessions_get datapath.desyncs)" = 0 ]
 
 ph_section "the ring buffer full (no tracker reads it)"
 mkdir -p "$PH_TMP/fill"
@@ -141,17 +132,17 @@ ph_expect_ok "a session fills the ring with long PORT lines, then quits" \
 	ph_cli python3 "$RINGFTP" fill --host "$PH_SRV4" --lines 3000 --len 2000
 counters "ring full"
 ph_check "records were lost (datapath.events_lost > 0)" \
-	[ "$(sess_get datapath.events_lost)" -gt 0 ]
-LOST=$(sess_get datapath.events_lost) PINS=$(sess_get datapath.pinholes)
+	[ "$(ph_sessions_get datapath.events_lost)" -gt 0 ]
+LOST=$(ph_sessions_get datapath.events_lost) PINS=$(ph_sessions_get datapath.pinholes)
 touch "$PH_TMP/v4/go.2" "$PH_TMP/v6/go.2"
 ph_expect_ok "IPv4: every transfer again, the ring full" round_ok v4 2
 ph_expect_ok "IPv6: every transfer again, the ring full" round_ok v6 2
 counters "transfers with the ring full"
-ph_check "the full ring refused more reports ($LOST -> $(sess_get datapath.events_lost))" \
-	[ "$(sess_get datapath.events_lost)" -gt "$LOST" ]
-ph_check "... and the datapath still installed all 6 pinholes ($PINS -> $(sess_get datapath.pinholes))" \
-	[ "$(sess_get datapath.pinholes)" -ge $((PINS + 6)) ]
-ph_check "no session desynced" [ "$(sess_get datapath.desyncs)" = 0 ]
+ph_check "the full ring refused more reports ($LOST -> $(ph_sessions_get datapath.events_lost))" \
+	[ "$(ph_sessions_get datapath.events_lost)" -gt "$LOST" ]
+ph_check "... and the datapath still installed all 6 pinholes ($PINS -> $(ph_sessions_get datapath.pinholes))" \
+	[ "$(ph_sessions_get datapath.pinholes)" -ge $((PINS + 6)) ]
+ph_check "no session desynced" [ "$(ph_sessions_get datapath.desyncs)" = 0 ]
 
 ph_section "the daemon restarted"
 start_daemon 2 || ph_fatal "daemon did not print 'ready'"

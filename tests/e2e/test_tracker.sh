@@ -46,22 +46,13 @@ default out allow
 service ftp in tcp 21 from any ftp-track
 EOF
 
-# sessions -j, one value: a dotted path into the JSON ("totals.used").
-sess_get() {
-	ph_pinhole sessions -j 2>/dev/null | python3 -c '
-import json, sys
-v = json.load(sys.stdin)
-for k in sys.argv[1].split("."):
-    v = v[int(k)] if isinstance(v, list) else v[k]
-print(len(v) if isinstance(v, list) else v)' "$1" 2>/dev/null || echo -1
-}
 
-# wait_for PATH MIN: until sess_get PATH >= MIN (3 s: the tracker
+# wait_for PATH MIN: until ph_sessions_get PATH >= MIN (3 s: the tracker
 # publishes every 500 ms).
 wait_for() {
 	local i
 	for i in $(seq 30); do
-		[ "$(sess_get "$1")" -ge "$2" ] && return 0
+		[ "$(ph_sessions_get "$1")" -ge "$2" ] && return 0
 		sleep 0.1
 	done
 	return 1
@@ -94,7 +85,7 @@ exit1_saying() {
 pinholes_gone() {
 	local i
 	for i in $(seq 30); do
-		[ "$(sess_get pinholes)" = 0 ] && return 0
+		[ "$(ph_sessions_get pinholes)" = 0 ] && return 0
 		sleep 0.1
 	done
 	return 1
@@ -125,7 +116,7 @@ ph_check "sessions -j: datapath.sessions >= 2 (in-kernel parser counters)" \
 	wait_for datapath.sessions 2
 ph_check "sessions -j: datapath.pinholes >= 2 (installed before the 227/229 left)" \
 	wait_for datapath.pinholes 2
-ph_check "sessions -j: datapath.events_lost = 0" [ "$(sess_get datapath.events_lost)" = 0 ]
+ph_check "sessions -j: datapath.events_lost = 0" [ "$(ph_sessions_get datapath.events_lost)" = 0 ]
 ph_expect_ok "sessions -j is valid JSON" json_valid
 ph_check "no pinhole left after the transfers" pinholes_gone
 ph_expect_ok "sessions (text) says the tracker runs" \

@@ -303,6 +303,18 @@ ph_pinhole_detach() {
 		ph_pinhole detach "$PH_IF_SRV" >/dev/null 2>&1 || true
 }
 
+# ph_sessions_get PATH: one value of `pinhole sessions -j`, a dotted path
+# into its JSON ("totals.used", "sessions.0.state"); a list gives its
+# length; -1 if the command or the path fails.
+ph_sessions_get() {
+	ph_pinhole sessions -j 2>/dev/null | python3 -c '
+import json, sys
+v = json.load(sys.stdin)
+for k in sys.argv[1].split("."):
+    v = v[int(k)] if isinstance(v, list) else v[k]
+print(len(v) if isinstance(v, list) else v)' "$1" 2>/dev/null || echo -1
+}
+
 # Start `pinhole run` in the background (tracker + enforcement) and wait for
 # its "ready" line. Sets PH_RUN_PID; output goes to $PH_TMP/run.log (or
 # $PH_RUN_LOG); runs in ${PH_PH_NS:-$PH_NS_SRV}.
