@@ -33,13 +33,14 @@ ph_pass "$PH_NS_CLI: python3 http.server on $HTTP_PORT, UDP echo on $UDP_PORT"
 ph_pass "$PH_NS_SRV: TCP listener on 9999, UDP echo on 9998 (must stay unreachable)"
 WANT=$(sha256sum <"$PH_SRV_DIR/www/data.bin" | cut -d' ' -f1)
 
-# udp_ask NS HOST PORT: one datagram, wait 2 s for "echo:<payload>".
+# udp_ask NS HOST PORT: one datagram, wait 1 s for "echo:<payload>" (the
+# echo answers within milliseconds on the veth).
 PY_UDP_ASK='
 import socket, sys, os
 host, port = sys.argv[1], int(sys.argv[2])
 fam = socket.AF_INET6 if ":" in host else socket.AF_INET
 s = socket.socket(fam, socket.SOCK_DGRAM)
-s.settimeout(2)
+s.settimeout(1)
 msg = b"pinhole-%d" % os.getpid()
 s.sendto(msg, (host, port))
 d, _ = s.recvfrom(2048)
@@ -122,8 +123,9 @@ ph_expect_ok "pinhole attach --policy egress-drop.policy $PH_IF_SRV" \
 	ph_pinhole attach --policy "$POL_DROP" "$PH_IF_SRV" || ph_fatal "attach"
 out_before=$(ph_stat drop_policy out)
 for H in "$PH_CLI4" "$PH_CLI6"; do
+	# A dropped SYN fails after 2 s (the SYN and its retransmission).
 	ph_expect_fail "curl http://$(ph_urlhost "$H"):$HTTP_PORT/ from $PH_NS_SRV blocked" \
-		ph_srv curl -sS --max-time 3 "http://$(ph_urlhost "$H"):$HTTP_PORT/"
+		ph_srv curl -sS --connect-timeout 2 --max-time 10 "http://$(ph_urlhost "$H"):$HTTP_PORT/"
 	ph_expect_fail "UDP echo to $H port $UDP_PORT blocked" udp_ask "$PH_NS_SRV" "$H" $UDP_PORT
 done
 out_after=$(ph_stat drop_policy out)

@@ -52,8 +52,10 @@ default out allow
 service http in tcp 80,99999 from any
 EOF
 
+# A dropped SYN fails after 2 s (the SYN and its retransmission after 1 s).
 https_ok() {
-	ph_cli curl -sSk --max-time 3 -o /dev/null "https://$(ph_urlhost "$1")/index.html"
+	ph_cli curl -sSk --connect-timeout 2 --max-time 10 -o /dev/null \
+		"https://$(ph_urlhost "$1")/index.html"
 }
 
 ph_section "generation A: HTTP only"
