@@ -112,11 +112,12 @@ tc_empty() { [ -z "$(tc -n "$NSB" filter show dev "$1" egress 2>/dev/null)" ]; }
 no_pins() { [ ! -e "$1" ]; }
 gen_of() { ph status -j >"$TMP/st.json" 2>/dev/null && json "$TMP/st.json" 'd["generation"]'; }
 
-# A TCP connect from phc-a: 0 if the handshake completes within 2 s; the
-# connection is then held open for ${2:-0} seconds.
+# A TCP connect from phc-a: 0 if the handshake completes within 1.5 s (the
+# SYN and its retransmission after 1 s); the connection is then held open
+# for ${2:-0} seconds.
 connect() { in_a timeout $((3 + ${2:-0})) python3 -c '
 import socket, sys, time
-s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=2)
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=1.5)
 s.sendall(b"hello\n")
 time.sleep(float(sys.argv[3]))
 s.close()' "$B4" "$1" "${2:-0}" 2>/dev/null; }

@@ -17,7 +17,8 @@
 #     3 TCP segments (pinhole reassembles; nf_conntrack_ftp misses it)
 # Where nf_conntrack_ftp is deliberately looser (ttl, low-port, multiline,
 # unsolicited) or misses split lines, its verdict is expected to differ;
-# docs/ftp-e2e.md.
+# docs/ftp-e2e.md. The two backends run at once in two copies of the
+# topology (phf-* and phg-*, see ftpneg_lanes below).
 set -u
 # shellcheck source=tests/lib/netns.sh
 . "$(dirname "$0")/../lib/netns.sh"
@@ -41,11 +42,71 @@ connect_timeout=2"
 ph_require_root
 ph_require_bins ip nsenter nc "${PH_FTP_BINS[@]}"
 ph_require_pinhole
-PH_NS_PREFIX=phf PH_NET4=10.195.0 PH_NET6=fd00:195:
-PH_PIN=$FTP_PIN_BASE-negative
-PH_EXTRA_HOSTS=evil
 BACKENDS=${FTP_BACKENDS:-nftables pinhole}
-ph_init ftp-negative
+
+# The backends run at once, each in a lane of its own: this script again
+# with FTP_BACKENDS=one of them, lane 1 in the phf-* namespaces
+# (10.195.0.0/24, fd00:195::/64), lane 2 in phg-* (10.193.0.0/24,
+# fd00:193::/64), their own pins and temp directories. The cases mostly
+# wait for blocked connections to time out, so two lanes halve the time
+# without competing for the CPU. Their outputs follow one another, then
+# the differences between the backends and every failed check.
+ftpneg_lanes() {
+	local dir lane=0 be rc=0 r pids=() c w
+	dir=$(mktemp -d /tmp/ph-ftp-negative-lanes.XXXXXX)
+	for be in "$@"; do
+		lane=$((lane + 1))
+		FTPNEG_LANE=$lane FTP_BACKENDS=$be FTPNEG_SUMMARY=$dir/summary.$lane \
+			bash "$0" >"$dir/out.$lane" 2>&1 &
+		pids+=($!)
+	done
+	# Background children ignore SIGINT: pass a Ctrl-C or TERM on, so
+	# that each lane cleans up after itself.
+	trap 'kill -TERM "${pids[@]}" 2>/dev/null' INT TERM
+	lane=0
+	for be in "$@"; do
+		lane=$((lane + 1))
+		while :; do
+			wait "${pids[$((lane - 1))]}"
+			r=$?
+			# > 128: wait was interrupted by a trapped signal
+			kill -0 "${pids[$((lane - 1))]}" 2>/dev/null || break
+		done
+		echo "=============== lane $lane: $be (exit $r) ==============="
+		cat "$dir/out.$lane"
+		echo
+		case $r in 0) ;; 77) [ $rc = 0 ] && rc=77 ;; *) rc=1 ;; esac
+	done
+	trap - INT TERM
+	echo "differences between $1 and $2:"
+	awk 'FNR > 1 { out[$1 " " $2] = $3; cases[$1] = 1 }
+		END { for (c in cases) if (out[c " " a] != out[c " " b])
+			printf "  %s: %s %s, %s %s\n", c, a, out[c " " a], b, out[c " " b] }' \
+		a="$1" b="$2" "$dir/summary.1" "$dir/summary.2" 2>/dev/null | sort
+	if [ $rc = 1 ]; then
+		echo
+		echo "failed checks:"
+		grep -h -e '✘' -e '^FAIL' "$dir"/out.* | sed 's/^/  /'
+	fi
+	rm -rf "$dir"
+	[ $rc = 0 ] && echo "PASS: ftp-negative: both lanes passed"
+	exit $rc
+}
+# shellcheck disable=SC2086 # a list of words
+if [ -z "${FTPNEG_LANE:-}" ] && [ "$(wc -w <<<"$BACKENDS")" = 2 ]; then
+	ftpneg_lanes $BACKENDS
+fi
+if [ "${FTPNEG_LANE:-1}" = 2 ]; then
+	PH_NS_PREFIX=phg PH_NET4=10.193.0 PH_NET6=fd00:193:
+	PH_PIN=$FTP_PIN_BASE-negative-2
+	name=ftp-negative-2
+else
+	PH_NS_PREFIX=phf PH_NET4=10.195.0 PH_NET6=fd00:195:
+	PH_PIN=$FTP_PIN_BASE-negative
+	name=ftp-negative
+fi
+PH_EXTRA_HOSTS=evil
+ph_init $name
 ph_netns_setup || ph_fatal "namespaces"
 EVIL_NS=${PH_HOST_NS[evil]} EVIL4=${PH_HOST4[evil]} EVIL6=${PH_HOST6[evil]}
 FAKE4=$PH_NET4.11 FAKE6=$PH_NET6:11
@@ -341,5 +402,6 @@ if [ $# -ge 2 ]; then
 		[ "${OUT[$c.$1]}" = "${OUT[$c.$2]:-?}" ] || echo "  $c: $1 ${OUT[$c.$1]}, $2 ${OUT[$c.$2]:-?}"
 	done | sort
 fi
+[ -n "${FTPNEG_SUMMARY:-}" ] && cp "$SUMMARY" "$FTPNEG_SUMMARY"
 echo "logs: $LOGS, raw transcripts: $PH_TMP/raw*/transcript (kept with PH_KEEP=1)"
 ph_finish
