@@ -203,23 +203,17 @@ static __always_inline int ph_key_is_v4(const struct ph_flow_key *k)
  * the stack: the programs' stacks are deep already. Returns 0 or -1 (ring
  * buffer full).
  */
-static __always_inline int ph_ftp_emit(struct ph_ftp_scratch *sc,
-				       int with_expect, int with_od)
+/* The header of a small record reserved at @ev: @key, the fields of
+ * sc->h, no expect key, no data (caplen 0). Returns the time stamped. */
+static __always_inline __u64 ph_ftp_ev_head(struct ph_ftp_scratch *sc,
+					    struct ph_event *ev,
+					    const struct ph_flow_key *key)
 {
-	struct ph_event *ev;
+	__u64 now = ph_now();
 
-	ev = bpf_ringbuf_reserve(&events, PH_EV_HDR_LEN + sizeof(sc->od), 0);
-	if (!ev) {
-		PH_FTP_STAT(events_lost);
-		return -1;
-	}
-	ev->ts_ns = ph_now();
-	__builtin_memcpy(&ev->key, &sc->in.key, sizeof(ev->key));
-	if (with_expect)
-		__builtin_memcpy(&ev->expect, &sc->in.expect,
-				 sizeof(ev->expect));
-	else
-		__builtin_memset(&ev->expect, 0, sizeof(ev->expect));
+	ev->ts_ns = now;
+	__builtin_memcpy(&ev->key, key, sizeof(ev->key));
+	__builtin_memset(&ev->expect, 0, sizeof(ev->expect));
 	ev->seq = 0;
 	ev->session = sc->h.session;
 	ev->len = 0;
@@ -232,6 +226,23 @@ static __always_inline int ph_ftp_emit(struct ph_ftp_scratch *sc,
 	ev->encrypted = sc->h.encrypted;
 	__builtin_memset(ev->pad, 0, sizeof(ev->pad));
 	ev->ack = 0;
+	return now;
+}
+
+static __always_inline int ph_ftp_emit(struct ph_ftp_scratch *sc,
+				       int with_expect, int with_od)
+{
+	struct ph_event *ev;
+
+	ev = bpf_ringbuf_reserve(&events, PH_EV_HDR_LEN + sizeof(sc->od), 0);
+	if (!ev) {
+		PH_FTP_STAT(events_lost);
+		return -1;
+	}
+	ph_ftp_ev_head(sc, ev, &sc->in.key);
+	if (with_expect)
+		__builtin_memcpy(&ev->expect, &sc->in.expect,
+				 sizeof(ev->expect));
 	if (with_od) {
 		__builtin_memcpy(ev->data, &sc->od, sizeof(sc->od));
 		ev->caplen = sizeof(sc->od);
@@ -1331,22 +1342,13 @@ static __always_inline int ph_ftp_sync_emit(struct ph_ftp_scratch *sc,
 		PH_FTP_STAT(events_lost);
 		return -1;
 	}
-	now = ph_now();
-	ev->ts_ns = now;
-	__builtin_memcpy(&ev->key, &sc->ev.key, sizeof(ev->key));
-	__builtin_memset(&ev->expect, 0, sizeof(ev->expect));
-	ev->seq = 0;
-	ev->session = sc->ev.session;
-	ev->len = 0;
+	__builtin_memset(&sc->h, 0, sizeof(sc->h));
+	sc->h.type = PH_EV_CTRL_SYNC;
+	sc->h.dir = sc->ev.dir;
+	sc->h.session = sc->ev.session;
+	sc->h.host_role = sc->ev.host_role;
+	now = ph_ftp_ev_head(sc, ev, &sc->ev.key);
 	ev->caplen = sizeof(*d);
-	ev->type = PH_EV_CTRL_SYNC;
-	ev->dir = sc->ev.dir;
-	ev->from_client = 0;
-	ev->tcp_flags = 0;
-	ev->host_role = sc->ev.host_role;
-	ev->encrypted = 0;
-	__builtin_memset(ev->pad, 0, sizeof(ev->pad));
-	ev->ack = 0;
 	d = (struct ph_ctrl_sync *)ev->data;
 	if (heartbeat)
 		__builtin_memcpy(&d->ps, &sc->ps, sizeof(d->ps));
