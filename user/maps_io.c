@@ -626,16 +626,28 @@ int ph_map_walk(int fd, size_t key_size, size_t value_size, __u32 max_entries,
 {
 	static bool no_batch;
 	LIBBPF_OPTS(bpf_map_batch_opts, opts);
-	size_t vsz = value_size ? value_size : 1;
-	__u32 chunk = WALK_CHUNK, count;
+	struct bpf_map_info info = {};
+	__u32 chunk = WALK_CHUNK, count, len = sizeof(info);
 	char in[8], out[8]; /* hash maps: a bucket index (__u32) */
 	bool first = true;
 	char *keys, *vals;
+	size_t vsz;
 	int err = 0, r;
 
 	memset(ws, 0, sizeof(*ws));
 	if (fd < 0 || key_size > WALK_KV_MAX || value_size > WALK_KV_MAX)
 		return -EINVAL;
+	/* A batch writes every value whole, whatever the caller reads of
+	 * it: the buffer takes the map's own value size. Per-CPU maps
+	 * (one value per CPU) are not walked here. */
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		return -errno;
+	if (info.key_size != key_size ||
+	    (value_size && info.value_size != value_size) ||
+	    info.type == BPF_MAP_TYPE_PERCPU_HASH ||
+	    info.type == BPF_MAP_TYPE_LRU_PERCPU_HASH)
+		return -EINVAL;
+	vsz = info.value_size ? info.value_size : 1;
 	if (no_batch)
 		return walk_keys(fd, key_size, value_size, max_entries,
 				 deadline_ns, fn, ctx, ws);
@@ -683,7 +695,7 @@ int ph_map_walk(int fd, size_t key_size, size_t value_size, __u32 max_entries,
 		for (__u32 i = 0; i < count && i < chunk; i++) {
 			ws->seen++;
 			r = fn(keys + i * key_size,
-			       value_size ? vals + i * value_size : NULL, ctx);
+			       value_size ? vals + i * vsz : NULL, ctx);
 			if (r) {
 				err = r;
 				goto out;

@@ -52,7 +52,9 @@ int ph_ringbuf_fill(const char *pin_dir, const char *name, __u64 *used,
  * Every entry of a hash/LRU map, once: BPF_MAP_LOOKUP_BATCH (a bucket at a
  * time, so eviction and insertion during the walk neither restart nor
  * lengthen it), or, without batch support, get_next_key bounded to
- * max_entries + 16 steps. fn gets the key and (value_size > 0) the value;
+ * max_entries + 16 steps. key_size, and value_size unless 0, must be the
+ * map's (-EINVAL otherwise; per-CPU maps too). fn gets the key and
+ * (value_size > 0) the value;
  * a non-zero return stops the walk and is returned. deadline_ns (0: none,
  * CLOCK_MONOTONIC) stops it early. ws: batches, entries seen, whether the
  * walk was cut short (deadline, or churn past the key walk's bound).
