@@ -579,6 +579,30 @@ static struct hole *hole_find(struct sess *s, const struct ph_flow_key *k)
 	return NULL;
 }
 
+/* A free slot for a datapath pinhole of s, or NULL if all are taken. */
+static struct hole *hole_free(struct sess *s)
+{
+	for (int i = 0; i < PH_TRK_BPF_SLOTS; i++)
+		if (!s->holes[i].valid)
+			return &s->holes[i];
+	return NULL;
+}
+
+/* Slot h now holds the datapath's pinhole k, in direction dir, with the
+ * session's TTL from ts; the side is the one that announced it (passive
+ * mode: the server; active: the client). */
+static void hole_fill(struct sess *s, struct hole *h,
+		      const struct ph_flow_key *k, __u8 dir, __u64 ts)
+{
+	memset(h, 0, sizeof(*h));
+	h->key = *k;
+	h->deadline_ns = ts + s->ftp.cfg.ttl_ns;
+	h->dir = dir;
+	h->side = (s->role == PH_ROLE_SERVER) == (dir == PH_DIR_IN) ?
+			  SIDE_SERVER : SIDE_CLIENT;
+	h->valid = true;
+}
+
 /* Remove a datapath pinhole the tracker does not vouch for. If the
  * parser's own pending pinhole has the same key, that one stays: write it
  * back instead. */
@@ -1045,21 +1069,10 @@ static void adopt_hole(struct ph_tracker *t, struct sess *s,
 	 * gone (replaced, used or expired there). */
 	forget_trusted(s);
 	s->bpf_last = *k;
-	h = NULL;
-	for (int i = 0; !h && i < PH_TRK_BPF_SLOTS; i++)
-		if (!s->holes[i].valid)
-			h = &s->holes[i];
-	if (!h) {
+	h = hole_free(s);
+	if (!h)
 		h = &s->holes[0]; /* its deadline is the nearest: forget it */
-		h->valid = false;
-	}
-	memset(h, 0, sizeof(*h));
-	h->key = *k;
-	h->deadline_ns = ts + s->ftp.cfg.ttl_ns;
-	h->dir = dir;
-	h->side = (s->role == PH_ROLE_SERVER) == (dir == PH_DIR_IN) ?
-			  SIDE_SERVER : SIDE_CLIENT;
-	h->valid = true;
+	hole_fill(s, h, k, dir, ts);
 	hole_trust(t, s, h, why);
 }
 
@@ -1228,21 +1241,15 @@ static void on_expect_bpf(struct ph_tracker *t, const struct ph_event *ev,
 	if (!h)
 		forget_trusted(s); /* replaced by this one in the datapath */
 	s->bpf_last = k;
-	for (int i = 0; !h && i < PH_TRK_BPF_SLOTS; i++)
-		if (!s->holes[i].valid)
-			h = &s->holes[i];
+	if (!h)
+		h = hole_free(s);
 	if (!h) {
 		h = &s->holes[0];
 		hole_reject(t, s, h, PH_FTP_REFUSE_FLOOD);
 	}
-	memset(h, 0, sizeof(*h));
-	h->key = k;
-	h->deadline_ns = ts + s->ftp.cfg.ttl_ns;
-	h->dir = dir;
-	h->side = (__u8)side;
+	hole_fill(s, h, &k, dir, ts);
 	h->has_seq = ev->len > 0;
 	h->end_seq = ev->seq + ev->len;
-	h->valid = true;
 	early_used_match(t, s, h);
 }
 
@@ -2077,31 +2084,43 @@ static int on_record(void *ctx, void *data, size_t size)
 	return 0;
 }
 
+struct adopt_walk {
+	struct ph_trk_runner *r;
+	__u64 now;
+	__u32 n;
+};
+
+/* One ftp_ctrl key of the walk: its entry read under its lock. */
+static int adopt_one(const void *key, const void *val, void *ctx)
+{
+	struct adopt_walk *a = ctx;
+	struct ph_ftp_ctrl c;
+
+	(void)val;
+	if (bpf_map_lookup_elem_flags(a->r->pins.ftp_ctrl, key, &c,
+				      BPF_F_LOCK) ||
+	    !rt_ctrl_live(a->r, key, c.session))
+		return 0;
+	if (!ph_trk_adopt(a->r->t, key, &c, a->now))
+		a->n++;
+	return 0;
+}
+
 /*
  * The live control connections the datapath tracks (ftp_ctrl), each read
  * under its lock: a tracker starting next to a running datapath takes
- * them over instead of waiting for their next record. Bounded by the
- * table's size.
+ * them over instead of waiting for their next record. The keys come from
+ * ph_map_walk() (a bucket at a time, bounded by the table's size).
  */
 static void adopt_sessions(struct ph_trk_runner *r, __u64 now)
 {
-	struct ph_flow_key k, next;
-	struct ph_ftp_ctrl c;
-	__u32 n = 0, seen = 0;
-	bool first = true;
+	struct adopt_walk a = { .r = r, .now = now };
+	struct ph_walk_stats ws;
+	__u32 n;
 
-	while (seen++ < 2 * PH_FTP_CTRL_MAX &&
-	       !bpf_map_get_next_key(r->pins.ftp_ctrl, first ? NULL : &k,
-				     &next)) {
-		first = false;
-		k = next;
-		if (bpf_map_lookup_elem_flags(r->pins.ftp_ctrl, &next, &c,
-					      BPF_F_LOCK) ||
-		    !rt_ctrl_live(r, &next, c.session))
-			continue;
-		if (!ph_trk_adopt(r->t, &next, &c, now))
-			n++;
-	}
+	ph_map_walk(r->pins.ftp_ctrl, sizeof(struct ph_flow_key), 0,
+		    PH_FTP_CTRL_MAX, 0, adopt_one, &a, &ws);
+	n = a.n;
 	if (n)
 		pr_info("ftp: %u live control connection%s taken over from the datapath",
 			n, n == 1 ? "" : "s");
